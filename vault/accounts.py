@@ -1,0 +1,140 @@
+"""Accounts and Vault keys: register, authenticate, end sessions, mint and revoke keys.
+
+Plain functions over an explicit SQLAlchemy session; the caller commits.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vault.clock import utcnow
+from vault.errors import Conflict, Forbidden, NotFound, Unauthorized
+from vault.models import ApiKey, User
+from vault.security import PasswordHashing, hash_vault_key, mint_vault_key
+
+BAD_CREDENTIALS = "Incorrect email or password."
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    """The user with `email` (case-insensitive), or None."""
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def register_user(
+    session: Session, email: str, password: str, passwords: PasswordHashing, balance_nano: int
+) -> User:
+    """Create an ordinary user with the starting balance; `Conflict` if the email is taken."""
+    if find_user_by_email(session, email) is not None:
+        raise Conflict("An account with this email already exists.")
+    user = User(email=email, password_hash=passwords.hash(password), balance_nano=balance_nano)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        session.rollback()
+        raise Conflict("An account with this email already exists.") from exc
+    return user
+
+
+def authenticate(session: Session, email: str, password: str, passwords: PasswordHashing) -> User:
+    """The user whose credentials these are.
+
+    Unknown email and wrong password fail alike (and take as long); a deactivated account
+    with the right password is told so.
+    """
+    user = find_user_by_email(session, email)
+    if not passwords.verify(user.password_hash if user else None, password):
+        raise Unauthorized(BAD_CREDENTIALS)
+    if not user.is_active:
+        raise Forbidden("This account is deactivated.")
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash(password)
+    return user
+
+
+def end_all_sessions(session: Session, user: User) -> None:
+    """Invalidate every browser session and access token of `user` at once."""
+    session.execute(
+        update(User).where(User.id == user.id).values(session_version=User.session_version + 1)
+    )
+    session.refresh(user)
+
+
+def change_password(
+    session: Session, user: User, current: str, new: str, passwords: PasswordHashing
+) -> None:
+    """Replace the password after checking the current one, ending all other sessions."""
+    if not passwords.verify(user.password_hash, current):
+        raise Unauthorized("The current password is not correct.")
+    user.password_hash = passwords.hash(new)
+    end_all_sessions(session, user)
+
+
+def set_user_active(session: Session, user: User, active: bool) -> None:
+    """Activate or deactivate `user`; deactivation ends their sessions and tokens."""
+    user.is_active = active
+    if not active:
+        end_all_sessions(session, user)
+
+
+def ensure_admin(
+    session: Session, email: str, password: str, passwords: PasswordHashing, balance_nano: int
+) -> tuple[User, bool]:
+    """Make `email` an active admin, creating the account if absent. Returns (user, created).
+
+    An existing account keeps its password unless it is not yet an admin; then the given
+    password is set, since whoever runs this command controls the server.
+    """
+    user = find_user_by_email(session, email)
+    if user is None:
+        user = register_user(session, email, password, passwords, balance_nano)
+        user.is_admin = True
+        return user, True
+    if not user.is_admin:
+        user.password_hash = passwords.hash(password)
+    user.is_admin = True
+    user.is_active = True
+    return user, False
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A just-created key row with its plaintext, which is never stored."""
+
+    record: ApiKey
+    plaintext: str
+
+
+def create_api_key(session: Session, user: User, name: str) -> NewApiKey:
+    """Mint a Vault key for `user`, storing only its hash and visible prefix."""
+    minted = mint_vault_key()
+    record = ApiKey(owner=user, name=name, prefix=minted.prefix, key_hash=minted.key_hash)
+    session.add(record)
+    session.flush()
+    return NewApiKey(record, minted.plaintext)
+
+
+def list_api_keys(session: Session, user: User) -> list[ApiKey]:
+    """Every key of `user`, newest first, revoked ones included."""
+    query = select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id.desc())
+    return list(session.scalars(query))
+
+
+def revoke_api_key(session: Session, user: User, key_id: int) -> ApiKey:
+    """Revoke one of `user`'s keys; `NotFound` for anyone else's. Revoking twice is harmless."""
+    record = session.get(ApiKey, key_id)
+    if record is None or record.user_id != user.id:
+        raise NotFound("No such API key.")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+    return record
+
+
+def find_usable_api_key(session: Session, plaintext: str) -> ApiKey | None:
+    """The live key matching `plaintext`, or None if unknown or revoked."""
+    record = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_vault_key(plaintext)))
+    if record is None or record.revoked_at is not None:
+        return None
+    return record

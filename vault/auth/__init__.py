@@ -1,0 +1,7 @@
+"""Accounts: registration, tokens and the caller's own profile."""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from vault.auth import api  # noqa: E402,F401  (routes register themselves on bp)

@@ -1,0 +1,92 @@
+"""JSON API of accounts: `/auth/users/`, `/auth/token`, `/auth/users/me`, logout and password."""
+
+from flask import Response, current_app, jsonify, request
+
+from vault import accounts
+from vault.auth import bp
+from vault.auth.identity import require_user
+from vault.errors import BadRequest
+from vault.extensions import csrf, db
+from vault.jsonapi import Body, NewAccountBody, Password, parse_body, read_body, read_json, user_json
+from vault.runtime import runtime
+from vault.security import issue_access_token
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class CredentialsBody(Body):
+    email: str
+    password: str
+
+
+class PasswordChangeBody(Body):
+    current_password: str
+    new_password: Password
+
+
+@bp.post("/auth/users/")
+@csrf.exempt
+def register() -> tuple[Response, int]:
+    """Create an account from `{email, password}`; any other field is ignored."""
+    body = read_body(NewAccountBody)
+    user = accounts.register_user(
+        db.session, body.email, body.password, runtime().passwords,
+        current_app.config["VAULT_DEFAULT_BALANCE"],
+    )
+    db.session.commit()
+    return jsonify(user_json(user)), 201
+
+
+@bp.post("/auth/token")
+@csrf.exempt
+def issue_token() -> Response:
+    """Exchange credentials (OAuth2 password form or JSON) for a bearer token."""
+    email, password = read_credentials()
+    user = accounts.authenticate(db.session, email, password, runtime().passwords)
+    db.session.commit()
+    ttl = current_app.config["VAULT_TOKEN_TTL_SECONDS"]
+    token = issue_access_token(user.id, user.session_version, current_app.config["SECRET_KEY"], ttl)
+    response = jsonify(access_token=token, token_type="bearer", expires_in=ttl)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def read_credentials() -> tuple[str, str]:
+    """`(email, password)` from a form (`username`/`password`) or a JSON body."""
+    if request.mimetype in FORM_TYPES:
+        grant_type = request.form.get("grant_type", "password")
+        if grant_type != "password":
+            raise BadRequest("Only grant_type=password is supported.")
+        body = parse_body(CredentialsBody, {
+            "email": request.form.get("username"), "password": request.form.get("password"),
+        })
+    else:
+        body = parse_body(CredentialsBody, read_json())
+    return body.email, body.password
+
+
+@bp.get("/auth/users/me")
+def me() -> Response:
+    """The calling user, with balance and usage totals."""
+    return jsonify(user_json(require_user()))
+
+
+@bp.post("/auth/logout")
+@csrf.exempt
+def logout_everywhere() -> tuple[str, int]:
+    """End every session and token of the caller, this one included."""
+    user = require_user()
+    accounts.end_all_sessions(db.session, user)
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/auth/users/me/password")
+@csrf.exempt
+def change_password() -> tuple[str, int]:
+    """Change the caller's password; every existing session and token ends."""
+    user = require_user()
+    body = read_body(PasswordChangeBody)
+    accounts.change_password(db.session, user, body.current_password, body.new_password, runtime().passwords)
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,67 @@
+"""Apply `VAULT_ADMIN_EMAIL`/`VAULT_ADMIN_PASSWORD` and `GEMINI_API_KEYS` at start.
+
+Idempotent, and safe when several workers start at once: whatever already exists is left
+as it is.
+"""
+
+import logging
+
+from flask import Flask
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+
+from vault import accounts, pool
+from vault.config import ConfigError
+from vault.errors import Conflict, ValidationFailed
+from vault.extensions import db
+from vault.jsonapi import NewAccountBody, parse_body
+from vault.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+
+def bootstrap(app: Flask) -> None:
+    """Create the configured admin if absent and add the configured upstream keys."""
+    config = app.config
+    with app.app_context():
+        if not inspect(db.engine).has_table("users"):
+            log.info("bootstrap skipped: the database has no tables yet (run 'flask db upgrade')")
+            return
+        if config["VAULT_ADMIN_EMAIL"] or config["VAULT_ADMIN_PASSWORD"]:
+            bootstrap_admin(config["VAULT_ADMIN_EMAIL"], config["VAULT_ADMIN_PASSWORD"],
+                            config["VAULT_DEFAULT_BALANCE"])
+        for secret in config["GEMINI_API_KEYS"]:
+            bootstrap_upstream_key(secret)
+
+
+def bootstrap_admin(email: str | None, password: str | None, balance_nano: int) -> None:
+    """Create the bootstrap admin unless an account with that email exists."""
+    try:
+        body = parse_body(NewAccountBody, {"email": email, "password": password})
+    except ValidationFailed as exc:
+        raise ConfigError(f"VAULT_ADMIN_EMAIL/VAULT_ADMIN_PASSWORD: {exc.fields}") from None
+    existing = accounts.find_user_by_email(db.session, body.email)
+    if existing is not None:
+        if not existing.is_admin:
+            log.warning("VAULT_ADMIN_EMAIL names an existing non-admin account; left unchanged")
+        return
+    try:
+        accounts.ensure_admin(db.session, body.email, body.password, runtime().passwords, balance_nano)
+        db.session.commit()
+        log.info("bootstrap admin %s created", body.email)
+    except Conflict:
+        db.session.rollback()  # another worker created it first
+
+
+def bootstrap_upstream_key(secret: str) -> None:
+    """Add one configured upstream key to the pool if it is not there yet."""
+    try:
+        added = pool.add_upstream_key(db.session, secret, runtime().secret_box)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # another worker added it first
+        return
+    except ValidationFailed as exc:
+        raise ConfigError(f"GEMINI_API_KEYS: {exc.message}") from None
+    if added.created:
+        log.info("upstream key %s added to the pool", added.key.masked)

@@ -1,0 +1,200 @@
+"""Every setting Gemini-Vault reads: its environment variable, type and default.
+
+`settings_from_env()` turns the process environment into Flask config keys (the same names
+as the variables); `finalize()` fills the generated development secrets and refuses a
+production start that lacks real ones.
+"""
+
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+from vault.money import usd_to_nano
+
+DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development", "test"}
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says which variable and why."""
+
+
+def parse_bool(raw: str) -> bool:
+    """Read `1/true/yes/on` and `0/false/no/off`, case-insensitively."""
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def parse_list(raw: str) -> tuple[str, ...]:
+    """Split a comma- or newline-separated list, dropping blanks."""
+    return tuple(item.strip() for item in raw.replace("\n", ",").split(",") if item.strip())
+
+
+def parse_usd(raw: str) -> int:
+    """Parse a USD amount such as `1.00` into nano-USD."""
+    try:
+        return usd_to_nano(Decimal(raw.strip()))
+    except InvalidOperation as exc:
+        raise ValueError(f"not an amount: {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how to parse it and what it defaults to."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("VAULT_ENV", str, "development", "`production` enforces real secrets"),
+    Setting("SECRET_KEY", str, None, "signs sessions and tokens"),
+    Setting("VAULT_ENCRYPTION_KEY", str, None, "Fernet key(s) encrypting upstream keys"),
+    Setting("DATABASE_URL", str, None, "SQLAlchemy URL; default SQLite in the instance folder"),
+    Setting("REDIS_URL", str, None, "optional shared state across workers and hosts"),
+    Setting("GEMINI_BASE_URL", str, DEFAULT_GEMINI_BASE_URL, "upstream base URL"),
+    Setting("GEMINI_API_KEYS", parse_list, (), "upstream keys added to the pool at start"),
+    Setting("VAULT_ADMIN_EMAIL", str, None, "bootstrap admin created at start if absent"),
+    Setting("VAULT_ADMIN_PASSWORD", str, None, "password of the bootstrap admin"),
+    Setting("VAULT_DEFAULT_BALANCE", parse_usd, usd_to_nano(Decimal("1.00")), "credit for new users"),
+    Setting("VAULT_INSTANCE_PATH", str, None, "folder for the SQLite file and dev secrets"),
+    Setting("VAULT_TOKEN_TTL_SECONDS", int, 3600, "lifetime of a JWT from /auth/token"),
+    Setting("VAULT_MAX_BODY_BYTES", int, 20 * 1024 * 1024, "largest request body accepted"),
+    Setting("VAULT_COOKIE_SECURE", parse_bool, None, "Secure flag on cookies; default on in production"),
+    Setting("VAULT_ARGON2_TIME_COST", int, 2, "argon2id iterations (OWASP minimum 2)"),
+    Setting("VAULT_ARGON2_MEMORY_KIB", int, 19456, "argon2id memory in KiB (OWASP minimum 19456)"),
+    Setting("VAULT_ARGON2_PARALLELISM", int, 1, "argon2id lanes"),
+    Setting("VAULT_DB_POOL_SIZE", int, 10, "database connections kept per worker (not SQLite)"),
+    Setting("VAULT_DB_MAX_OVERFLOW", int, 20, "extra connections allowed under bursts"),
+    Setting("VAULT_BOOTSTRAP", parse_bool, True, "apply admin and key variables at start"),
+)
+
+OWASP_ARGON2_MINIMUM = {"VAULT_ARGON2_TIME_COST": 2, "VAULT_ARGON2_MEMORY_KIB": 19456}
+
+
+def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Read every setting from `environ`, falling back to its default."""
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        if raw is None or (raw == "" and setting.default is not None):
+            config[setting.name] = setting.default
+            continue
+        try:
+            config[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.name}: {exc}") from exc
+    return config
+
+
+def finalize(config: dict[str, Any], instance_path: str) -> None:
+    """Fill derived settings in place and refuse configurations that cannot be run."""
+    production = config["VAULT_ENV"] == "production"
+    if production:
+        require_real_secrets(config)
+    else:
+        config["SECRET_KEY"] = config["SECRET_KEY"] or dev_secret(instance_path, "secret_key")
+        config["VAULT_ENCRYPTION_KEY"] = config["VAULT_ENCRYPTION_KEY"] or dev_secret(
+            instance_path, "encryption_key", Fernet.generate_key().decode()
+        )
+    check_encryption_keys(config["VAULT_ENCRYPTION_KEY"])
+    check_password_cost(config)
+    config["SQLALCHEMY_DATABASE_URI"] = database_url(config["DATABASE_URL"], instance_path)
+    config["MAX_CONTENT_LENGTH"] = config["VAULT_MAX_BODY_BYTES"]
+    secure = config["VAULT_COOKIE_SECURE"]
+    secure = production if secure is None else secure
+    config.update(
+        SESSION_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+
+
+def require_real_secrets(config: Mapping[str, Any]) -> None:
+    """A production start needs both secrets set explicitly, not generated or placeholders."""
+    secret_key = config["SECRET_KEY"] or ""
+    if secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
+            "characters when VAULT_ENV=production"
+        )
+    if not config["VAULT_ENCRYPTION_KEY"]:
+        raise ConfigError(
+            "VAULT_ENCRYPTION_KEY must be set when VAULT_ENV=production "
+            "(generate one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')"
+        )
+
+
+def check_encryption_keys(raw: str) -> None:
+    """Every comma-separated entry of VAULT_ENCRYPTION_KEY must be a valid Fernet key."""
+    keys = parse_list(raw)
+    if not keys:
+        raise ConfigError("VAULT_ENCRYPTION_KEY is empty")
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError as exc:
+            raise ConfigError(
+                "VAULT_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64-encoded bytes)"
+            ) from exc
+
+
+def check_password_cost(config: Mapping[str, Any]) -> None:
+    """Refuse argon2 parameters below OWASP's minimum."""
+    for name, minimum in OWASP_ARGON2_MINIMUM.items():
+        if config[name] < minimum:
+            raise ConfigError(f"{name} must be at least {minimum} (OWASP minimum)")
+    if config["VAULT_ARGON2_PARALLELISM"] < 1:
+        raise ConfigError("VAULT_ARGON2_PARALLELISM must be at least 1")
+
+
+def database_url(configured: str | None, instance_path: str) -> str:
+    """The configured URL, else a SQLite file in the instance folder."""
+    if configured:
+        # Heroku-style URLs name the dialect `postgres`; SQLAlchemy wants psycopg 3 spelled out.
+        for prefix in ("postgres://", "postgresql://"):
+            if configured.startswith(prefix):
+                return "postgresql+psycopg://" + configured[len(prefix):]
+        return configured
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return "sqlite:///" + os.path.join(instance_path, "vault.sqlite3")
+
+
+def dev_secret(instance_path: str, name: str, value: str | None = None) -> str:
+    """Return the development secret kept in `instance_path/name`, creating it once.
+
+    Several gunicorn workers may start at once: the file is written aside and linked into
+    place, so every worker reads the same complete value.
+    """
+    folder = Path(instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if not target.exists():
+        fd, scratch = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value or secrets.token_urlsafe(48))
+            os.link(scratch, target)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(scratch)
+    return target.read_text().strip()

@@ -1,0 +1,107 @@
+"""Shared pieces of the JSON API views: validated bodies and the JSON form of records."""
+
+import json
+from typing import Annotated, Any, TypeVar
+
+from email_validator import EmailNotValidError, validate_email
+from flask import request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from vault.clock import isoformat
+from vault.errors import BadRequest, ValidationFailed
+from vault.models import ApiKey, User
+from vault.money import nano_to_json
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def _valid_email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False, globally_deliverable=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(_valid_email)]
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+
+
+class Body(BaseModel):
+    """Base for request bodies: exact JSON types, unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=False)
+
+
+class NewAccountBody(Body):
+    """Registration and admin creation: a valid email and a password of 8+ characters."""
+
+    email: Email
+    password: Password
+
+
+def parse_body(schema: type[Schema], data: Any) -> Schema:
+    """Validate `data` against `schema`, raising `ValidationFailed` with per-field messages."""
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        fields = {
+            ".".join(str(part) for part in error["loc"]) or "body": error["msg"].removeprefix("Value error, ")
+            for error in exc.errors(include_url=False)
+        }
+        raise ValidationFailed(fields=fields) from None
+
+
+def read_json(allow_empty: bool = False) -> Any:
+    """The request's JSON body, whatever its Content-Type; `BadRequest` if it is not JSON.
+
+    With `allow_empty`, a missing body reads as `{}`.
+    """
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise BadRequest("The request body must be a JSON object.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+
+
+def read_body(schema: type[Schema], allow_empty: bool = False) -> Schema:
+    """Read and validate the request's JSON body against `schema`."""
+    return parse_body(schema, read_json(allow_empty))
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """The public form of a user, as the caller or an admin sees it."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "is_active": user.is_active,
+        "is_admin": user.is_admin,
+        "balance": nano_to_json(user.balance_nano),
+        "request_count": user.request_count,
+        "total_tokens": user.total_tokens,
+        "spend": nano_to_json(user.spend_nano),
+        "created_at": isoformat(user.created_at),
+    }
+
+
+def api_key_json(key: ApiKey) -> dict[str, Any]:
+    """The public form of a Vault key: never the key itself."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": isoformat(key.created_at),
+        "revoked_at": isoformat(key.revoked_at),
+        "last_used_at": isoformat(key.last_used_at),
+        "is_active": key.revoked_at is None,
+        "request_count": key.request_count,
+        "prompt_tokens": key.prompt_tokens,
+        "output_tokens": key.output_tokens,
+        "total_tokens": key.total_tokens,
+        "spend": nano_to_json(key.spend_nano),
+    }

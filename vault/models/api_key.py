@@ -1,0 +1,43 @@
+"""A Vault key: what a client presents to the proxy instead of a real Gemini key."""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from vault.clock import utcnow
+from vault.extensions import db
+from vault.models.types import UTCDateTime
+
+
+class ApiKey(db.Model):
+    """A user's Vault key. Only its SHA-256 hash is stored, plus a short visible prefix.
+
+    The usage counters move with every metered request (nano-USD for spend).
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    spend_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+
+    owner = relationship("User", back_populates="api_keys")
+
+    @property
+    def is_revoked(self) -> bool:
+        """True once the key has been revoked."""
+        return self.revoked_at is not None
+
+    def __repr__(self) -> str:
+        return f"<ApiKey {self.id} {self.prefix}…>"

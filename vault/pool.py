@@ -1,0 +1,62 @@
+"""The upstream key pool as stored: add keys (encrypted, de-duplicated) and list them.
+
+Health decisions (cooldowns, disabling) belong to the rotator; this module only keeps the
+durable rows.
+"""
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vault.errors import ValidationFailed
+from vault.models import UpstreamKey
+from vault.security import SecretBox, mask_secret
+
+UPSTREAM_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-.]{8,256}$")
+
+
+@dataclass(frozen=True)
+class AddedKey:
+    """The outcome of adding one key: its row and whether it was new."""
+
+    key: UpstreamKey
+    created: bool
+
+
+def check_upstream_key(secret: str) -> str:
+    """Return `secret` trimmed, or raise `ValidationFailed` if it cannot be an API key."""
+    candidate = secret.strip()
+    if not UPSTREAM_KEY_PATTERN.match(candidate):
+        raise ValidationFailed(
+            f"{mask_secret(candidate)} is not an API key: expected 8-256 letters, digits, '-', '_' or '.'."
+        )
+    return candidate
+
+
+def add_upstream_key(session: Session, secret: str, box: SecretBox, label: str = "") -> AddedKey:
+    """Add one key to the pool, or return the existing row if it is already there."""
+    secret = check_upstream_key(secret)
+    fingerprint = box.fingerprint(secret)
+    existing = session.scalar(select(UpstreamKey).where(UpstreamKey.fingerprint == fingerprint))
+    if existing is not None:
+        return AddedKey(existing, created=False)
+    key = UpstreamKey(
+        label=label, secret_encrypted=box.encrypt(secret), fingerprint=fingerprint,
+        masked=mask_secret(secret),
+    )
+    session.add(key)
+    session.flush()
+    return AddedKey(key, created=True)
+
+
+def add_upstream_keys(session: Session, secrets: list[str], box: SecretBox) -> list[AddedKey]:
+    """Add several keys; all are validated before any is stored."""
+    checked = [check_upstream_key(secret) for secret in secrets]
+    return [add_upstream_key(session, secret, box) for secret in checked]
+
+
+def list_upstream_keys(session: Session) -> list[UpstreamKey]:
+    """Every pooled key, oldest first."""
+    return list(session.scalars(select(UpstreamKey).order_by(UpstreamKey.id)))

@@ -1,0 +1,11 @@
+"""The Gemini proxy: OpenAI-compatible and native paths, authenticated by Vault key.
+
+Clients authenticate with a Vault key, not a session, so CSRF does not apply here.
+"""
+
+from flask import Blueprint
+
+from vault.extensions import csrf
+
+bp = Blueprint("proxy", __name__)
+csrf.exempt(bp)

@@ -1,0 +1,33 @@
+"""WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app`, and `flask --app wsgi …`."""
+
+import logging
+import os
+import sys
+
+from dotenv import load_dotenv
+
+
+def _patch_gevent_if_serving() -> None:
+    """Patch the standard library for gevent when gunicorn loads us before its worker does.
+
+    gunicorn's gevent worker patches on its own; this guard covers `preload_app`, where the
+    app is imported in the master first. CLI commands and tests are never patched.
+    """
+    if not os.path.basename(sys.argv[0]).startswith("gunicorn"):
+        return
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        monkey.patch_all()
+
+
+_patch_gevent_if_serving()
+load_dotenv()
+logging.basicConfig(
+    level=os.environ.get("VAULT_LOG_LEVEL", "INFO").upper(),
+    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+)
+
+from vault import create_app  # noqa: E402  (after the gevent patch)
+
+app = create_app()
