@@ -1,6 +1,7 @@
 """JSON API of accounts: `/auth/users/`, `/auth/token`, `/auth/users/me`, logout and password."""
 
 from flask import Response, current_app, jsonify, request
+from flask_wtf.csrf import generate_csrf
 
 from vault import accounts
 from vault.auth import bp
@@ -69,6 +70,12 @@ def read_credentials() -> tuple[str, str]:
 def me() -> Response:
     """The calling user, with balance and usage totals."""
     return jsonify(user_json(require_user()))
+
+
+@bp.get("/auth/csrf-token")
+def csrf_token() -> Response:
+    """A CSRF token for scripts that call the JSON API with the browser session."""
+    return jsonify(csrf_token=generate_csrf())
 
 
 @bp.post("/auth/logout")

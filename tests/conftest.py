@@ -1,0 +1,177 @@
+"""Shared fixtures: the app on SQLite and PostgreSQL, clients, and record builders.
+
+Database tests run once per backend. SQLite gets a fresh file per test; PostgreSQL gets a
+database of its own for the whole run (created from `TEST_DATABASE_URL`, dropped at the
+end) whose tables are emptied after each test. In CI (`CI` set) a missing
+`TEST_DATABASE_URL` is an error, never a silent skip.
+"""
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import URL
+
+from vault import create_app
+from vault.accounts import create_api_key
+from vault.extensions import db
+from vault.models import User
+from vault.money import usd_to_nano
+from vault.runtime import runtime
+from vault.security import issue_access_token
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
+TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not (TEST_DATABASE_URL and TEST_REDIS_URL):
+        raise pytest.UsageError("CI must set TEST_DATABASE_URL and TEST_REDIS_URL")
+
+
+def postgres_admin_url() -> URL:
+    """TEST_DATABASE_URL as a psycopg 3 SQLAlchemy URL."""
+    url = make_url(TEST_DATABASE_URL)
+    return url.set(drivername="postgresql+psycopg")
+
+
+def create_scratch_database(prefix: str) -> URL:
+    """Create an empty PostgreSQL database for this run and return its URL."""
+    admin_url = postgres_admin_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin_url.set(database=name)
+
+
+def drop_scratch_database(url: URL) -> None:
+    """Drop a database made by `create_scratch_database`, closing its connections."""
+    engine = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database owned by this test run."""
+    if not TEST_DATABASE_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url = create_scratch_database("vault_test")
+    yield url.render_as_string(hide_password=False)
+    drop_scratch_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Each database test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vault.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def app_config(tmp_path, **overrides) -> dict:
+    """Settings for an app under test: fixed secrets, no bootstrap, small body limit."""
+    return {
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "VAULT_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "VAULT_INSTANCE_PATH": str(tmp_path / "instance"),
+        "VAULT_BOOTSTRAP": False,
+        "VAULT_MAX_BODY_BYTES": 64 * 1024,
+        "TESTING": True,
+    } | overrides
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path) -> Iterator:
+    """The real app on a clean database, with an app context pushed."""
+    app = create_app(app_config(tmp_path, DATABASE_URL=database_url), environ={})
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        empty_tables()
+        db.engine.dispose()
+
+
+def empty_tables() -> None:
+    """Delete every row, children first, so the next test starts clean."""
+    with db.engine.begin() as connection:
+        for table in reversed(db.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app) -> Callable[..., User]:
+    """Build and commit a user: `make_user(email=…, is_admin=…, balance="1.00", …)`."""
+    counter = iter(range(1, 10_000))
+
+    def build(email: str | None = None, password: str = DEFAULT_PASSWORD, balance: str = "1.00",
+              **fields) -> User:
+        user = User(
+            email=email or f"user{next(counter)}@example.com",
+            password_hash=runtime().passwords.hash(password),
+            balance_nano=usd_to_nano(balance),
+            **fields,
+        )
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return build
+
+
+@pytest.fixture
+def auth_headers(app) -> Callable[[User], dict[str, str]]:
+    """`auth_headers(user)`: a Bearer header with a fresh access token for `user`."""
+
+    def headers(user: User) -> dict[str, str]:
+        token = issue_access_token(user.id, user.session_version, app.config["SECRET_KEY"], 600)
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+@pytest.fixture
+def make_api_key(app):
+    """`make_api_key(user, name="")`: a committed Vault key and its plaintext."""
+
+    def build(user: User, name: str = ""):
+        new_key = create_api_key(db.session, user, name)
+        db.session.commit()
+        return new_key
+
+    return build
+
+
+@pytest.fixture
+def db_snapshot(app) -> Callable[[], dict]:
+    """`db_snapshot()`: every row of every table, to prove a request changed nothing."""
+
+    def snapshot() -> dict:
+        db.session.expire_all()
+        with db.engine.connect() as connection:
+            return {
+                table.name: sorted(map(tuple, connection.execute(table.select()).all()), key=repr)
+                for table in db.metadata.sorted_tables
+            }
+
+    return snapshot

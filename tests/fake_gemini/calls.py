@@ -1,0 +1,70 @@
+"""What the endpoint functions receive and return, shared by the native and OpenAI dialects."""
+
+from dataclasses import dataclass, field
+
+from . import faults
+from .faults import Fault
+from .script import Reply
+
+
+class ApiError(Exception):
+    """Raised by an endpoint function to answer with `fault` instead of a result."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.status)
+        self.fault = fault
+
+
+@dataclass
+class Stream:
+    """A streamed answer: the events in order and how they are framed on the wire.
+
+    `framing` is "sse" (native `data: ...\\r\\n\\r\\n`), "array" (native JSON array written
+    progressively) or "openai" (`data: ...\\n\\n` ending with `data: [DONE]`).
+    """
+
+    events: list[dict]
+    framing: str
+
+
+@dataclass
+class Call:
+    """One routed, authenticated call as the endpoint functions see it."""
+
+    endpoint: str
+    version: str
+    model: str | None
+    body: object
+    query: dict[str, list[str]]
+    reply: Reply
+    response_id: str
+    catalog: dict[str, dict]
+    embedding_dim: int
+    extra: dict = field(default_factory=dict)
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """The first value of a query parameter."""
+        return self.query.get(name, [default])[0]
+
+
+def require_object(body: object) -> dict:
+    """The JSON body as an object, or the 400 upstream sends for anything else."""
+    if not isinstance(body, dict):
+        raise ApiError(faults.invalid_argument(
+            'Invalid JSON payload received. Unknown name "": Root element must be a message.'))
+    return body
+
+
+def require_model(call: Call, method: str, model: str | None = None) -> dict:
+    """The catalog entry for the call's model, or 404 if unknown or not serving `method`."""
+    name = model or call.model or ""
+    resource = call.catalog.get(name)
+    serves = resource and (method in resource["supportedGenerationMethods"]
+                           or method == "batchEmbedContents" and
+                           "embedContent" in resource["supportedGenerationMethods"])
+    if not serves:
+        raise ApiError(faults.not_found(
+            f"models/{name} is not found for API version {call.version}, or is not supported "
+            f"for {method}. Call ListModels to see the list of available models and their "
+            "supported methods."))
+    return resource

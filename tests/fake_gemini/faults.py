@@ -1,0 +1,184 @@
+"""Gemini error answers, shaped exactly as upstream sends them.
+
+Each builder returns a `Fault`: a status code plus the Google error object (or a raw body).
+The server renders it in the caller's dialect: the native envelope `{"error": {...}}`, or the
+same envelope inside a JSON array on the OpenAI-compatible endpoint. A `Fault` can be queued
+on a `FakeGemini` to answer the next calls of a key, or sent in-band in the middle of a stream.
+"""
+
+import json
+from dataclasses import dataclass
+
+JSON_TYPE = "application/json; charset=UTF-8"
+SERVICE = "generativelanguage.googleapis.com"
+RPC = "type.googleapis.com/google.rpc."
+RATE_LIMITS_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
+KEY_INVALID_MESSAGE = "API key not valid. Please pass a valid API key."
+UNREGISTERED_MESSAGE = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+QUOTA_WINDOWS = {
+    "minute": ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+               "generativelanguage.googleapis.com/generate_content_free_tier_requests", "10"),
+    "day": ("GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+            "generativelanguage.googleapis.com/generate_content_free_tier_requests", "250"),
+    "input_tokens": ("GenerateContentInputTokensPerModelPerMinute-FreeTier",
+                     "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count",
+                     "250000"),
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted non-success answer.
+
+    :param error: the inner Google error object (`code`, `message`, `status`, `details`).
+    :param raw: a body sent verbatim instead of the JSON envelope (non-JSON or empty bodies).
+    """
+
+    status: int
+    error: dict | None = None
+    raw: bytes | None = None
+    content_type: str = JSON_TYPE
+
+    def body(self, dialect: str = "native") -> bytes:
+        """Render the body the way upstream does for `dialect` ("native" or "openai")."""
+        if self.raw is not None:
+            return self.raw
+        envelope = {"error": self.error}
+        return json.dumps([envelope] if dialect == "openai" else envelope, indent=2).encode()
+
+    def event(self) -> dict:
+        """The envelope as one in-band stream event (`{"error": {...}}`)."""
+        return {"error": self.error or {"code": self.status, "message": "", "status": "UNKNOWN"}}
+
+
+def error(code: int, status: str, message: str, details: list | None = None) -> Fault:
+    """Any Google-style error; `details` is left out when empty, as upstream does."""
+    inner = {"code": code, "message": message, "status": status}
+    if details:
+        inner["details"] = details
+    return Fault(code, inner)
+
+
+def error_info(reason: str, **metadata: str) -> dict:
+    """A `google.rpc.ErrorInfo` detail for the Generative Language service."""
+    return {"@type": RPC + "ErrorInfo", "reason": reason, "domain": "googleapis.com",
+            "metadata": {"service": SERVICE, **metadata}}
+
+
+def bad_request(message: str) -> dict:
+    """A `google.rpc.BadRequest` detail with one field violation."""
+    return {"@type": RPC + "BadRequest", "fieldViolations": [{"description": message}]}
+
+
+def quota_exceeded(retry_delay: str | None = "37s", window: str = "minute",
+                   model: str = "gemini-2.5-flash") -> Fault:
+    """429 RESOURCE_EXHAUSTED with QuotaFailure, Help and (if `retry_delay`) RetryInfo.
+
+    :param retry_delay: a protobuf Duration such as "37s" or "1.5s"; None leaves RetryInfo out.
+    :param window: "minute", "day" or "input_tokens" -- which quotaId was hit.
+    """
+    quota_id, metric, value = QUOTA_WINDOWS[window]
+    details = [
+        {"@type": RPC + "QuotaFailure", "violations": [{
+            "quotaMetric": metric, "quotaId": quota_id,
+            "quotaDimensions": {"location": "global", "model": model}, "quotaValue": value}]},
+        {"@type": RPC + "Help", "links": [
+            {"description": "Learn more about Gemini API quotas", "url": RATE_LIMITS_URL}]},
+    ]
+    if retry_delay is not None:
+        details.append({"@type": RPC + "RetryInfo", "retryDelay": retry_delay})
+    message = ("You exceeded your current quota, please check your plan and billing details. "
+               f"For more information on this error, head to: {RATE_LIMITS_URL}.")
+    return error(429, "RESOURCE_EXHAUSTED", message, details)
+
+
+def resource_exhausted() -> Fault:
+    """429 RESOURCE_EXHAUSTED without any details (no retry hint at all)."""
+    return error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
+
+
+def key_invalid(message: str = KEY_INVALID_MESSAGE) -> Fault:
+    """400 INVALID_ARGUMENT with ErrorInfo reason API_KEY_INVALID (the bad-key answer)."""
+    localized = {"@type": RPC + "LocalizedMessage", "locale": "en-US", "message": message}
+    return error(400, "INVALID_ARGUMENT", message, [error_info("API_KEY_INVALID"), localized])
+
+
+def key_leaked() -> Fault:
+    """403 PERMISSION_DENIED for a key Google reported as leaked."""
+    message = "Your API key was reported as leaked. Please use another API key."
+    return error(403, "PERMISSION_DENIED", message)
+
+
+def key_service_blocked(method: str = "GenerateContent") -> Fault:
+    """403 PERMISSION_DENIED with ErrorInfo reason API_KEY_SERVICE_BLOCKED."""
+    message = (f"Requests to this API {SERVICE} method google.ai.generativelanguage.v1beta."
+               f"GenerativeService.{method} are blocked.")
+    detail = error_info("API_KEY_SERVICE_BLOCKED", consumer="projects/123")
+    return error(403, "PERMISSION_DENIED", message, [detail])
+
+
+def service_disabled(project: str = "123") -> Fault:
+    """403 PERMISSION_DENIED with ErrorInfo reason SERVICE_DISABLED."""
+    message = (f"Generative Language API has not been used in project {project} before or it is "
+               "disabled. Enable it by visiting the Google Cloud console then retry.")
+    detail = error_info("SERVICE_DISABLED", consumer=f"projects/{project}")
+    return error(403, "PERMISSION_DENIED", message, [detail])
+
+
+def unregistered_caller() -> Fault:
+    """403 PERMISSION_DENIED sent when a request carries no key at all."""
+    return error(403, "PERMISSION_DENIED", UNREGISTERED_MESSAGE)
+
+
+def oauth_expected() -> Fault:
+    """401 UNAUTHENTICATED: a bare `Authorization: Bearer` is taken as an OAuth token on native paths."""
+    message = ("Request had invalid authentication credentials. Expected OAuth 2 access token, "
+               "login cookie or other valid authentication credential. See "
+               "https://developers.google.com/identity/sign-in/web/devconsole-project.")
+    return error(401, "UNAUTHENTICATED", message, [error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED")])
+
+
+def location_not_supported() -> Fault:
+    """400 FAILED_PRECONDITION: the key's account cannot be served from here."""
+    return error(400, "FAILED_PRECONDITION", "User location is not supported for the API use.")
+
+
+def invalid_argument(message: str, with_details: bool = True) -> Fault:
+    """400 INVALID_ARGUMENT about the request itself (not about the key)."""
+    return error(400, "INVALID_ARGUMENT", message, [bad_request(message)] if with_details else None)
+
+
+def not_found(message: str) -> Fault:
+    """404 NOT_FOUND with the given message."""
+    return error(404, "NOT_FOUND", message)
+
+
+def internal() -> Fault:
+    """500 INTERNAL, as upstream words it."""
+    message = ("An internal error has occurred. Please retry or report in "
+               "https://developers.generativeai.google/guide/troubleshooting")
+    return error(500, "INTERNAL", message)
+
+
+def unavailable(message: str = "The model is overloaded. Please try again later.") -> Fault:
+    """503 UNAVAILABLE (model overloaded)."""
+    return error(503, "UNAVAILABLE", message)
+
+
+def deadline_exceeded() -> Fault:
+    """504 DEADLINE_EXCEEDED."""
+    return error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")
+
+
+def bad_gateway_html() -> Fault:
+    """502 with an HTML body, as a load balancer in front of upstream answers."""
+    body = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
+    return Fault(502, raw=body, content_type="text/html; charset=UTF-8")
+
+
+def empty_ok() -> Fault:
+    """200 with an empty body: a success status that carries nothing parseable."""
+    return Fault(200, raw=b"")
