@@ -1,0 +1,246 @@
+"""The HTTP handler: record the call, route it, check the key, apply the script, answer.
+
+Order as upstream: route, then key (missing → 403, unknown → 400 API_KEY_INVALID), then
+scripted faults, then body validation, then the answer.
+"""
+
+import json
+import re
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import faults, native, openai_compat
+from .calls import ApiError, Call, Stream
+from .faults import Fault
+from .log import RecordedRequest
+from .script import Hang, Reply, Reset, bare_model
+from .wire import CONTENT_TYPES, ClientGone, Wire, error_frame, frame, trailer
+
+NATIVE_PATH = re.compile(r"^/(?P<version>v1beta|v1)/models(?:/(?P<model>[^/:]+)(?::(?P<method>\w+))?)?$")
+OPENAI_PATH = re.compile(r"^/v1beta/openai/(?P<rest>chat/completions|embeddings|models)"
+                         r"(?:/(?:models/)?(?P<model>[^/]+))?$")
+NATIVE_POST = {"generateContent", "streamGenerateContent", "countTokens", "embedContent",
+               "batchEmbedContents"}
+OPENAI_ROUTES = {("POST", "chat/completions", False): "openai.chat",
+                 ("POST", "embeddings", False): "openai.embeddings",
+                 ("GET", "models", False): "openai.listModels",
+                 ("GET", "models", True): "openai.getModel"}
+POLL = 0.02
+NOT_FOUND_HTML = ("<!DOCTYPE html>\n<html lang=en><title>Error 404 (Not Found)!!1</title>"
+                  "<p><b>404.</b> <ins>That's an error.</ins><p>The requested URL <code>{path}"
+                  "</code> was not found on this server. <ins>That's all we know.</ins>")
+
+
+def route(method: str, path: str) -> tuple[str, str, str, str | None] | None:
+    """(dialect, endpoint, version, model) for a known path, else None."""
+    m = NATIVE_PATH.match(path)
+    if m:
+        endpoint = _native_endpoint(method, m["model"], m["method"])
+        return endpoint and ("native", endpoint, m["version"], m["model"])
+    m = OPENAI_PATH.match(path)
+    if m and (method, m["rest"], m["model"] is not None) in OPENAI_ROUTES:
+        return "openai", OPENAI_ROUTES[method, m["rest"], m["model"] is not None], "v1beta", m["model"]
+    return None
+
+
+def _native_endpoint(method: str, model: str | None, action: str | None) -> str | None:
+    if method == "GET" and action is None:
+        return "getModel" if model else "listModels"
+    return action if method == "POST" and action in NATIVE_POST else None
+
+
+def find_key(headers, query: dict, dialect: str) -> tuple[str | None, str | None, Fault | None]:
+    """The key, where it came from, and the auth fault a keyless call gets."""
+    if headers.get("x-goog-api-key"):
+        return headers["x-goog-api-key"], "header", None
+    if query.get("key", [""])[0]:
+        return query["key"][0], "query", None
+    bearer = headers.get("authorization", "")
+    if bearer.lower().startswith("bearer ") and bearer[7:].strip():
+        if dialect == "openai":
+            return bearer[7:].strip(), "bearer", None
+        return None, None, faults.oauth_expected()
+    return None, None, faults.unregistered_caller()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves one connection of the fake; `self.server.fake` is the owning FakeGemini."""
+
+    protocol_version = "HTTP/1.1"
+
+    def version_string(self) -> str:
+        """The Server header upstream sends."""
+        return "scaffolding on HTTPServer2"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature from the base
+        """Stay quiet: the request log is the record."""
+
+    def do_GET(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
+        """Answer a GET."""
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _handle(self) -> None:
+        fake = self.server.fake
+        rec = self._record()
+        self.wire = Wire(self, fake.gzip)
+        try:
+            self._serve(fake, rec)
+        except ClientGone:
+            fake._note_disconnect(rec)
+        finally:
+            rec.finish("ok")
+
+    def _record(self) -> RecordedRequest:
+        url = urlsplit(self.path)
+        pairs = [(k.lower(), v) for k, v in self.headers.items()]
+        merged: dict[str, str] = {}
+        for k, v in pairs:
+            merged[k] = f"{merged[k]}, {v}" if k in merged else v
+        rec = RecordedRequest(self.command, unquote(url.path), url.query,
+                              parse_qs(url.query, keep_blank_values=True), merged, pairs,
+                              self._read_body())
+        self.server.fake._log.append(rec)
+        return rec
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        data = b""
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            data += self.rfile.read(size)
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        return data
+
+    def _serve(self, fake, rec: RecordedRequest) -> None:
+        found = route(rec.method, rec.path)
+        if found is None:
+            rec.status = 404
+            html = NOT_FOUND_HTML.format(path=rec.path).encode()
+            return self.wire.body(404, html, "text/html; charset=UTF-8")
+        rec.dialect, rec.endpoint, rec.version, rec.model = found
+        key, rec.key_source, fault = find_key(rec.headers, rec.query, rec.dialect)
+        rec.key = key
+        if fault is None and not fake.key_valid(key):
+            fault = faults.key_invalid()
+        if fault:
+            return self._fault(rec, fault)
+        body, bad_json = _parse(rec)
+        rec.model = bare_model(rec.model or _body_model(body))
+        action = fake._script.take(key, rec.model, rec.endpoint)
+        self._answer(fake, rec, action, body, bad_json)
+
+    def _answer(self, fake, rec: RecordedRequest, action, body, bad_json: Fault | None) -> None:
+        reply = action if isinstance(action, Reply) else fake.default_reply
+        if self._pause(fake, fake.latency + reply.delay):
+            return rec.finish("stopped")
+        if isinstance(action, Fault):
+            return self._fault(rec, action)
+        if isinstance(action, Reset):
+            self.wire.reset()
+            return rec.finish("reset")
+        if isinstance(action, Hang) and not self._hold(fake, rec, action):
+            return
+        if bad_json:
+            return self._fault(rec, bad_json)
+        self._result(fake, rec, reply, body)
+
+    def _result(self, fake, rec: RecordedRequest, reply: Reply, body) -> None:
+        handlers = native.HANDLERS if rec.dialect == "native" else openai_compat.HANDLERS
+        call = Call(rec.endpoint, rec.version, rec.model, body, rec.query, reply,
+                    fake._next_response_id(), fake.catalog, fake.embedding_dim)
+        try:
+            result = handlers[rec.endpoint](call)
+        except ApiError as exc:
+            return self._fault(rec, exc.fault)
+        rec.status = 200
+        if isinstance(result, Stream):
+            rec.streamed = True
+            return self._stream(fake, rec, result, reply)
+        self.wire.json(200, result)
+
+    def _fault(self, rec: RecordedRequest, fault: Fault) -> None:
+        rec.status = fault.status
+        self.wire.body(fault.status, fault.body(rec.dialect or "native"), fault.content_type)
+        rec.finish("fault" if fault.status != 200 else "ok")
+
+    def _stream(self, fake, rec: RecordedRequest, stream: Stream, reply: Reply) -> None:
+        """Write events one chunk each, honouring the reply's gate, death and error points."""
+        self.wire.head(200, CONTENT_TYPES[stream.framing])
+        for i in range(len(stream.events) + 1):
+            special = i in (reply.die_after, reply.error_after)
+            if i == len(stream.events) and not special:
+                break
+            if i and not self._between_chunks(fake, rec, reply):
+                return
+            if i == reply.die_after:
+                self.wire.abort()
+                return rec.finish("died")
+            if i == reply.error_after:
+                self.wire.chunk(error_frame(reply.error.event(), stream.framing, i))
+                return self.wire.end()
+            self._send_event(rec, reply, frame(stream.events[i], stream.framing, i))
+        self.wire.chunk(trailer(stream.framing, len(stream.events)))
+        self.wire.end()
+
+    def _send_event(self, rec: RecordedRequest, reply: Reply, data: bytes) -> None:
+        self.wire.chunk(data)
+        rec.chunks_sent += 1
+        if reply.gate:
+            reply.gate.mark_sent()
+
+    def _between_chunks(self, fake, rec: RecordedRequest, reply: Reply) -> bool:
+        """Gate and delay before the next chunk; False when the call ended meanwhile."""
+        if reply.gate and not self._wait(fake, rec, lambda: reply.gate.pass_once(POLL)):
+            return False
+        if self._pause(fake, reply.chunk_delay):
+            rec.finish("stopped")
+            return False
+        if self.wire.peer_closed():
+            raise ClientGone()
+        return True
+
+    def _hold(self, fake, rec: RecordedRequest, hang: Hang) -> bool:
+        """Hold a hung call; True once released, False if stopped or the client left."""
+        hang.started.set()
+        return self._wait(fake, rec, lambda: hang.released.wait(POLL))
+
+    def _wait(self, fake, rec: RecordedRequest, step) -> bool:
+        """Run `step` until it returns True, watching for stop and client disconnect."""
+        while not step():
+            if fake._stopping.is_set():
+                self.close_connection = True
+                rec.finish("stopped")
+                return False
+            if self.wire.peer_closed():
+                self.close_connection = True
+                fake._note_disconnect(rec)
+                return False
+        return True
+
+    def _pause(self, fake, seconds: float) -> bool:
+        """Sleep unless the server stops first; True if it stopped."""
+        return bool(seconds) and fake._stopping.wait(seconds)
+
+
+def _parse(rec: RecordedRequest) -> tuple[object, Fault | None]:
+    """The JSON body (GETs and empty bodies give {}) and the 400 for a malformed one."""
+    if rec.method == "GET" or not rec.raw_body.strip():
+        return {}, None
+    try:
+        rec.json = json.loads(rec.raw_body)
+        return rec.json, None
+    except ValueError:
+        return None, faults.invalid_argument("Invalid JSON payload received. Unexpected token.")
+
+
+def _body_model(body: object) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
