@@ -4,9 +4,17 @@ import re
 
 import pytest
 
-from vault.security import (PasswordHashing, SecretBox, TokenError, hash_vault_key, issue_access_token,
-                            mask_secret, mint_vault_key, read_access_token)
 from tests.conftest import TEST_ENCRYPTION_KEY
+from vault.security import (
+    PasswordHashing,
+    SecretBox,
+    TokenError,
+    hash_vault_key,
+    issue_access_token,
+    mask_secret,
+    mint_vault_key,
+    read_access_token,
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,19 @@
 
 from . import faults
 from .calls import ApiError, Call, Stream, require_model, require_object
-from .payloads import (answer_text, count_words, embedding_values, generate_response,
-                       last_user_text, page_offset, page_token, prompt_tokens, split_chunks,
-                       truncate, usage_metadata)
+from .payloads import (
+    answer_text,
+    count_words,
+    embedding_values,
+    generate_response,
+    last_user_text,
+    page_offset,
+    page_token,
+    prompt_tokens,
+    split_chunks,
+    truncate,
+    usage_metadata,
+)
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50

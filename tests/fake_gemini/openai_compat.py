@@ -2,9 +2,19 @@
 
 from . import faults
 from .calls import ApiError, Call, Stream, require_model, require_object
-from .payloads import (answer_text, count_words, embedding_values, float32_base64,
-                       openai_chunk, openai_completion, openai_model, prompt_tokens,
-                       split_chunks, truncate, usage_metadata)
+from .payloads import (
+    answer_text,
+    count_words,
+    embedding_values,
+    float32_base64,
+    openai_chunk,
+    openai_completion,
+    openai_model,
+    prompt_tokens,
+    split_chunks,
+    truncate,
+    usage_metadata,
+)
 from .script import bare_model
 
 
@@ -61,7 +71,8 @@ def _to_contents(messages: list) -> tuple[list[dict], dict]:
     """OpenAI messages as Gemini contents plus a system instruction."""
     system = [_text_of(m.get("content")) for m in messages
               if isinstance(m, dict) and m.get("role") in ("system", "developer")]
-    contents = [{"role": "user", "parts": [{"text": _text_of(m.get("content"))}]}
+    contents = [{"role": "model" if m.get("role") == "assistant" else "user",
+                 "parts": [{"text": _text_of(m.get("content"))}]}
                 for m in messages if isinstance(m, dict) and m.get("role") not in ("system", "developer")]
     return contents, {"parts": [{"text": t} for t in system]}
 

@@ -47,7 +47,7 @@ def issue_token() -> Response:
     db.session.commit()
     ttl = current_app.config["VAULT_TOKEN_TTL_SECONDS"]
     token = issue_access_token(user.id, user.session_version, current_app.config["SECRET_KEY"], ttl)
-    response = jsonify(access_token=token, token_type="bearer", expires_in=ttl)
+    response = jsonify(access_token=token, token_type="bearer", expires_in=ttl)  # noqa: S106
     response.headers["Cache-Control"] = "no-store"
     return response
 

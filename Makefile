@@ -1,0 +1,51 @@
+# Gemini-Vault — the two commands a newcomer needs: `make run` and `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+
+.PHONY: run test lint migrate install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## Apply database migrations (SQLite in instance/ unless DATABASE_URL says otherwise).
+migrate: install
+	$(BIN)/flask db upgrade
+
+## Install, migrate and serve on http://localhost:8000 with gunicorn + gevent.
+run: migrate
+	@echo ""
+	@echo "  Gemini-Vault is starting on http://localhost:8000"
+	@echo "  Sign up:        curl -X POST http://localhost:8000/auth/users/ -H 'Content-Type: application/json' \\"
+	@echo "                    -d '{\"email\": \"you@example.com\", \"password\": \"a long password\"}'"
+	@echo "  First admin:    $(BIN)/flask --app wsgi create-admin --email admin@example.com"
+	@echo "                  (or set VAULT_ADMIN_EMAIL and VAULT_ADMIN_PASSWORD in .env before starting)"
+	@echo "  Upstream keys:  $(BIN)/flask --app wsgi upstream add AIza..."
+	@echo ""
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## Install test dependencies, lint, and run the whole suite.
+test: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

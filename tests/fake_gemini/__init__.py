@@ -1,0 +1,18 @@
+"""A fake Gemini upstream for tests: a real loopback server speaking Gemini's wire format.
+
+    with FakeGemini() as fake:
+        fake.enqueue(faults.quota_exceeded("37s"), key="AIza-first")
+        ...  # point an SDK or the gateway at fake.base_url
+
+See `server.FakeGemini` for keys, scripting and the request log.
+"""
+
+from . import faults
+from .faults import Fault
+from .log import RecordedRequest
+from .payloads import count_words
+from .script import Gate, Hang, Reply, Reset
+from .server import FakeGemini
+
+__all__ = ["FakeGemini", "Fault", "Gate", "Hang", "RecordedRequest", "Reply", "Reset",
+           "count_words", "faults"]
