@@ -28,6 +28,8 @@ logging.basicConfig(
     format="%(asctime)s %(levelname)s %(name)s: %(message)s",
 )
 
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
 from vault import create_app  # noqa: E402  (after the gevent patch)
 
 app = create_app()

@@ -7,12 +7,12 @@
 See `server.FakeGemini` for keys, scripting and the request log.
 """
 
-from . import faults
-from .faults import Fault
-from .log import RecordedRequest
-from .payloads import count_words
-from .script import Gate, Hang, Reply, Reset
-from .server import FakeGemini
+from tests.fake_gemini import faults
+from tests.fake_gemini.faults import Fault
+from tests.fake_gemini.log import RecordedRequest
+from tests.fake_gemini.payloads import count_words
+from tests.fake_gemini.script import Gate, Hang, Reply, Reset
+from tests.fake_gemini.server import FakeGemini
 
 __all__ = ["FakeGemini", "Fault", "Gate", "Hang", "RecordedRequest", "Reply", "Reset",
            "count_words", "faults"]

@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass, field
 
-from . import faults
-from .faults import Fault
-from .script import Reply
+from tests.fake_gemini import faults
+from tests.fake_gemini.faults import Fault
+from tests.fake_gemini.script import Reply
 
 
 class ApiError(Exception):

@@ -1,3 +1,3 @@
 """Makes the `fake_gemini` fixture available to the fake's own tests."""
 
-from .fixtures import fake_gemini  # noqa: F401 - a fixture is used by name
+from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401 - a fixture is used by name

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .server import FakeGemini
+from tests.fake_gemini.server import FakeGemini
 
 
 @pytest.fixture

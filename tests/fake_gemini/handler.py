@@ -9,12 +9,12 @@ import re
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import faults, native, openai_compat
-from .calls import ApiError, Call, Stream
-from .faults import Fault
-from .log import RecordedRequest
-from .script import Hang, Reply, Reset, bare_model
-from .wire import CONTENT_TYPES, ClientGone, Wire, error_frame, frame, trailer
+from tests.fake_gemini import faults, native, openai_compat
+from tests.fake_gemini.calls import ApiError, Call, Stream
+from tests.fake_gemini.faults import Fault
+from tests.fake_gemini.log import RecordedRequest
+from tests.fake_gemini.script import Hang, Reply, Reset, bare_model
+from tests.fake_gemini.wire import CONTENT_TYPES, ClientGone, Wire, error_frame, frame, trailer
 
 NATIVE_PATH = re.compile(r"^/(?P<version>v1beta|v1)/models(?:/(?P<model>[^/:]+)(?::(?P<method>\w+))?)?$")
 OPENAI_PATH = re.compile(r"^/v1beta/openai/(?P<rest>chat/completions|embeddings|models)"
@@ -185,7 +185,8 @@ class Handler(BaseHTTPRequestHandler):
                 return rec.finish("died")
             if i == reply.error_after:
                 self.wire.chunk(error_frame(reply.error.event(), stream.framing, i))
-                return self.wire.end()
+                self.wire.end()
+                return rec.finish("error-event")
             self._send_event(rec, reply, frame(stream.events[i], stream.framing, i))
         self.wire.chunk(trailer(stream.framing, len(stream.events)))
         self.wire.end()

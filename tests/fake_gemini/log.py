@@ -11,7 +11,8 @@ class RecordedRequest:
 
     `headers` maps lower-cased names to values (repeats joined with ", "); `header_list`
     keeps the raw pairs. `key_source` is "header", "query", "bearer" or None. `outcome` is
-    "ok", "fault", "reset", "died" (scripted death mid-stream), "client-disconnected" or
+    "ok", "fault", "reset", "died" (scripted death mid-stream), "error-event" (scripted
+    in-band error), "client-disconnected" or
     "stopped" (the server stopped while the call was held).
     """
 

@@ -1,8 +1,8 @@
 """The native Gemini endpoints: models, generateContent, streams, countTokens, embeddings."""
 
-from . import faults
-from .calls import ApiError, Call, Stream, require_model, require_object
-from .payloads import (
+from tests.fake_gemini import faults
+from tests.fake_gemini.calls import ApiError, Call, Stream, require_model, require_object
+from tests.fake_gemini.payloads import (
     answer_text,
     count_words,
     embedding_values,

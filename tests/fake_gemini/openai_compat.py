@@ -1,8 +1,8 @@
 """Gemini's OpenAI-compatible endpoints under /v1beta/openai/: chat, models, embeddings."""
 
-from . import faults
-from .calls import ApiError, Call, Stream, require_model, require_object
-from .payloads import (
+from tests.fake_gemini import faults
+from tests.fake_gemini.calls import ApiError, Call, Stream, require_model, require_object
+from tests.fake_gemini.payloads import (
     answer_text,
     count_words,
     embedding_values,
@@ -15,7 +15,7 @@ from .payloads import (
     truncate,
     usage_metadata,
 )
-from .script import bare_model
+from tests.fake_gemini.script import bare_model
 
 
 def chat(call: Call) -> dict | Stream:

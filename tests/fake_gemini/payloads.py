@@ -12,7 +12,7 @@ import re
 import struct
 import time
 
-from .script import Reply
+from tests.fake_gemini.script import Reply
 
 DEFAULT_MODELS = (
     ("gemini-2.5-flash", "Gemini 2.5 Flash", True),

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .faults import Fault, unavailable
+from tests.fake_gemini.faults import Fault, unavailable
 
 GENERATING = {"generateContent", "streamGenerateContent", "openai.chat"}
 

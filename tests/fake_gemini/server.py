@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterable
 from http.server import ThreadingHTTPServer
 
-from .handler import Handler
-from .log import RecordedRequest, RequestLog
-from .payloads import DEFAULT_MODELS, model_resource
-from .script import Action, Entry, Gate, Hang, Reply, Script
+from tests.fake_gemini.handler import Handler
+from tests.fake_gemini.log import RecordedRequest, RequestLog
+from tests.fake_gemini.payloads import DEFAULT_MODELS, model_resource
+from tests.fake_gemini.script import Action, Entry, Gate, Hang, Reply, Script
 
 STOP_JOIN_SECONDS = 5.0
 
