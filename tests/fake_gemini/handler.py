@@ -6,6 +6,7 @@ scripted faults, then body validation, then the answer.
 
 import json
 import re
+import traceback
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -72,10 +73,10 @@ class Handler(BaseHTTPRequestHandler):
         """The Server header upstream sends."""
         return "scaffolding on HTTPServer2"
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature from the base
+    def log_message(self, format: str, *args) -> None:
         """Stay quiet: the request log is the record."""
 
-    def do_GET(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
+    def do_GET(self) -> None:
         """Answer a GET."""
         self._handle()
 
@@ -83,14 +84,26 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         fake = self.server.fake
-        rec = self._record()
         self.wire = Wire(self, fake.gzip)
+        rec = self._record()
         try:
             self._serve(fake, rec)
         except ClientGone:
             fake._note_disconnect(rec)
+        except Exception:
+            self._crash(fake, rec)
         finally:
             rec.finish("ok")
+
+    def _crash(self, fake, rec: RecordedRequest) -> None:
+        """A bug in the fake: keep the traceback for the test, answer 500 if still possible."""
+        fake.server_errors.append(traceback.format_exc())
+        self.close_connection = True
+        if not self.wire.started:
+            try:
+                self._fault(rec, faults.internal())
+            except ClientGone:
+                pass
 
     def _record(self) -> RecordedRequest:
         url = urlsplit(self.path)
@@ -144,7 +157,10 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(action, Fault):
             return self._fault(rec, action)
         if isinstance(action, Reset):
-            self.wire.reset()
+            if action.rst:
+                self.wire.reset()
+            else:
+                self.wire.abort()
             return rec.finish("reset")
         if isinstance(action, Hang) and not self._hold(fake, rec, action):
             return

@@ -13,7 +13,9 @@ class RecordedRequest:
     keeps the raw pairs. `key_source` is "header", "query", "bearer" or None. `outcome` is
     "ok", "fault", "reset", "died" (scripted death mid-stream), "error-event" (scripted
     in-band error), "client-disconnected" or
-    "stopped" (the server stopped while the call was held).
+    "stopped" (the server stopped while the call was held). `outcome` and `finished` are set
+    just after the last byte is written, so a client can see its answer first: wait on
+    `done` before asserting them.
     """
 
     method: str

@@ -91,8 +91,11 @@ class Hang:
         return self.started.wait(timeout)
 
 
+@dataclass(frozen=True)
 class Reset:
-    """Drops the connection (TCP RST) without sending any response."""
+    """Drops the connection without sending any response: a TCP RST, or a plain close (FIN)."""
+
+    rst: bool = True
 
 
 @dataclass

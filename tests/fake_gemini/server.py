@@ -77,6 +77,10 @@ class FakeGemini:
     :param latency: seconds added before every answer (benchmarks).
     :param embedding_dim: vector size when a request does not ask for one.
     :param gzip: gzip bodies for clients that send `Accept-Encoding: gzip`, as upstream does.
+
+    Observe it through `calls` / `requests_for` / `wait_for_calls` (the request log),
+    `disconnects` / `disconnected` (clients that left mid-answer), `open_connections`, and
+    `server_errors` (tracebacks of the fake's own crashes, answered with 500 INTERNAL).
     """
 
     def __init__(self, keys: Iterable[str] = (), *, accept_any_aiza: bool = True,
@@ -91,6 +95,7 @@ class FakeGemini:
         self.gzip = gzip
         self.catalog = _catalog(models)
         self.disconnected = threading.Event()
+        self.server_errors: list[str] = []
         self._disconnects = 0
         self._script = Script()
         self._log = RequestLog()
@@ -224,10 +229,11 @@ class FakeGemini:
                 blocker.release()
 
     def reset(self) -> None:
-        """Forget the log, the script and the disconnect count; release held calls."""
+        """Forget the log, the script, server errors and disconnects; release held calls."""
         self.release_all()
         self._script.clear()
         self._log.clear()
+        self.server_errors.clear()
         with self._lock:
             self._disconnects = 0
         self.disconnected.clear()

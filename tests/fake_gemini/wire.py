@@ -30,10 +30,12 @@ class Wire:
         accepts = handler.headers.get("Accept-Encoding", "")
         self._gzip = gzip and "gzip" in accepts
         self._zip = None
+        self.started = False
 
     def head(self, status: int, content_type: str, length: int | None = None) -> None:
         """Send the status line and headers; chunked unless `length` is given."""
         h = self.handler
+        self.started = True
         h.send_response(status)
         h.send_header("Content-Type", content_type)
         for name, value in UPSTREAM_HEADERS:
