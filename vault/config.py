@@ -81,6 +81,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_DB_POOL_SIZE", int, 10, "database connections kept per worker (not SQLite)"),
     Setting("VAULT_DB_MAX_OVERFLOW", int, 20, "extra connections allowed under bursts"),
     Setting("VAULT_BOOTSTRAP", parse_bool, True, "apply admin and key variables at start"),
+    Setting("VAULT_UPSTREAM_CONNECT_TIMEOUT", float, 5.0, "seconds to connect to the upstream"),
+    Setting("VAULT_UPSTREAM_READ_TIMEOUT", float, 120.0, "seconds of upstream silence before giving up"),
+    Setting("VAULT_UPSTREAM_MAX_RETRIES", int, 3, "other keys tried after a key-attributable failure"),
+    Setting("VAULT_UPSTREAM_POOL_SIZE", int, 1000, "pooled upstream connections per worker"),
+    Setting("VAULT_COOLDOWN_BASE_SECONDS", float, 5.0, "first cooldown after a 429 without a retry hint"),
+    Setting("VAULT_COOLDOWN_MAX_SECONDS", float, 600.0, "longest exponential cooldown"),
+    Setting("VAULT_KEY_MAX_FAILURES", int, 5, "consecutive key failures before a key is disabled"),
+    Setting("VAULT_KEY_DISABLE_SECONDS", float, 3600.0, "how long such a key stays disabled"),
+    Setting("VAULT_POOL_REFRESH_SECONDS", float, 5.0, "how often a worker re-reads the pool table"),
 )
 
 OWASP_ARGON2_MINIMUM = {"VAULT_ARGON2_TIME_COST": 2, "VAULT_ARGON2_MEMORY_KIB": 19456}

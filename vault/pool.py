@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vault.errors import ValidationFailed
-from vault.models import UpstreamKey
+from vault.errors import NotFound, ValidationFailed
+from vault.models import UpstreamKey, UpstreamKeyState
 from vault.security import SecretBox, mask_secret
 
 UPSTREAM_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-.]{8,256}$")
@@ -60,3 +60,24 @@ def add_upstream_keys(session: Session, secrets: list[str], box: SecretBox) -> l
 def list_upstream_keys(session: Session) -> list[UpstreamKey]:
     """Every pooled key, oldest first."""
     return list(session.scalars(select(UpstreamKey).order_by(UpstreamKey.id)))
+
+
+def set_upstream_key_state(session: Session, key: UpstreamKey, active: bool, reason: str = "") -> None:
+    """Enable a key (clearing its failures and cooldowns) or disable it until re-enabled."""
+    if active:
+        key.state = UpstreamKeyState.ACTIVE
+        key.disabled_reason = None
+        key.consecutive_failures = 0
+        key.cooldowns.clear()
+    else:
+        key.state = UpstreamKeyState.DISABLED
+        key.disabled_reason = reason or "disabled by an admin"
+    key.disabled_until = None
+
+
+def find_upstream_key(session: Session, key_id: int) -> UpstreamKey:
+    """The pooled key with `key_id`, or `NotFound`."""
+    key = session.get(UpstreamKey, key_id)
+    if key is None:
+        raise NotFound("No such upstream key.")
+    return key

@@ -1,11 +1,17 @@
-"""Objects built once per app (hashers, the secret box, later the rotator and upstream
+"""Objects built once per app (hashers, the secret box, the key pool and the upstream
 client), kept in `app.extensions["vault"]` and reached through `runtime()`."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from sqlalchemy.orm import Session, sessionmaker
 
+from vault.extensions import db
+from vault.rotator import KeyRotator, RotatorPolicy
 from vault.security import PasswordHashing, SecretBox
+from vault.upstream.client import UpstreamClient
+from vault.upstream.health import PoolHealth
 
 
 @dataclass
@@ -14,18 +20,36 @@ class VaultRuntime:
 
     passwords: PasswordHashing
     secret_box: SecretBox
+    session_factory: Callable[[], Session]
+    upstream: UpstreamClient
+    health: PoolHealth
+    max_retries: int
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
     """Build the runtime objects from `app.config` and attach them to the app."""
     config = app.config
+    box = SecretBox(config["VAULT_ENCRYPTION_KEY"])
+    with app.app_context():
+        session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
+    policy = RotatorPolicy(
+        cooldown_base=config["VAULT_COOLDOWN_BASE_SECONDS"], cooldown_max=config["VAULT_COOLDOWN_MAX_SECONDS"],
+        max_failures=config["VAULT_KEY_MAX_FAILURES"], disable_seconds=config["VAULT_KEY_DISABLE_SECONDS"],
+    )
     built = VaultRuntime(
         passwords=PasswordHashing(
             time_cost=config["VAULT_ARGON2_TIME_COST"],
             memory_kib=config["VAULT_ARGON2_MEMORY_KIB"],
             parallelism=config["VAULT_ARGON2_PARALLELISM"],
         ),
-        secret_box=SecretBox(config["VAULT_ENCRYPTION_KEY"]),
+        secret_box=box,
+        session_factory=session_factory,
+        upstream=UpstreamClient(
+            config["GEMINI_BASE_URL"], config["VAULT_UPSTREAM_CONNECT_TIMEOUT"],
+            config["VAULT_UPSTREAM_READ_TIMEOUT"], config["VAULT_UPSTREAM_POOL_SIZE"],
+        ),
+        health=PoolHealth(KeyRotator(policy), session_factory, box, config["VAULT_POOL_REFRESH_SECONDS"]),
+        max_retries=config["VAULT_UPSTREAM_MAX_RETRIES"],
     )
     app.extensions["vault"] = built
     return built

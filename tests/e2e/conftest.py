@@ -1,9 +1,14 @@
 """Fixtures that start real Vault servers on migrated databases."""
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
 import pytest
+import requests
 
 from tests.conftest import TEST_DATABASE_URL, create_scratch_database, drop_scratch_database
 from tests.e2e.server import VaultServer, flask_cli, vault_environment
+from tests.fake_gemini import FakeGemini
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -41,3 +46,91 @@ def start_server():
     yield start
     for server in servers:
         server.stop()
+
+
+@dataclass
+class ProxyStack:
+    """A Vault in front of the fake upstream, with a user and a Vault key ready."""
+
+    server: VaultServer
+    fake: FakeGemini
+    upstream_keys: list[str]
+    vault_key: str
+    user_token: str
+    admin_token: str
+    environ: dict[str, str] = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def pool(self) -> list[dict]:
+        """The admin's view of the pool, with health."""
+        return requests.get(f"{self.base_url}/admin/api/upstream-keys", headers=self.admin(), timeout=10).json()
+
+
+def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, **settings: str) -> ProxyStack:
+    """Migrate a fresh SQLite database, start gunicorn in front of `fake`, sign a user up."""
+    upstream_keys = [fake.new_key() for _ in range(key_count)]
+    environ = vault_environment(f"sqlite:///{tmp_path / 'proxy.sqlite3'}", tmp_path / "instance") | {
+        "GEMINI_BASE_URL": fake.base_url,
+        "GEMINI_API_KEYS": ",".join(upstream_keys),
+        "VAULT_ADMIN_EMAIL": "root@example.com",
+        "VAULT_ADMIN_PASSWORD": "admin password",
+        "VAULT_POOL_REFRESH_SECONDS": "0.2",
+        "VAULT_UPSTREAM_READ_TIMEOUT": "5",
+    } | settings
+    upgraded = flask_cli(environ, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    server = VaultServer(environ).start()
+    base = server.base_url
+    account = {"email": "ada@example.com", "password": "long enough"}
+    assert requests.post(f"{base}/auth/users/", json=account, timeout=30).status_code == 201
+    user_token = requests.post(f"{base}/auth/token", json=account, timeout=30).json()["access_token"]
+    admin_token = requests.post(f"{base}/auth/token", json={"email": "root@example.com", "password": "admin password"},
+                                timeout=30).json()["access_token"]
+    vault_key = requests.post(f"{base}/api-keys/", json={"name": "tests"}, timeout=30,
+                              headers={"Authorization": f"Bearer {user_token}"}).json()["key"]
+    return ProxyStack(server, fake, upstream_keys, vault_key, user_token, admin_token, environ)
+
+
+@pytest.fixture(scope="session")
+def session_fake() -> Iterator[FakeGemini]:
+    with FakeGemini() as fake:
+        yield fake
+    assert not fake.server_errors, "the fake crashed:\n" + "\n".join(fake.server_errors)
+
+
+@pytest.fixture(scope="session")
+def shared_stack(session_fake, tmp_path_factory) -> Iterator[ProxyStack]:
+    """One Vault (two gevent workers) for the whole run, for tests that leave the pool healthy."""
+    stack = build_stack(tmp_path_factory.mktemp("shared-stack"), session_fake)
+    yield stack
+    stack.server.stop()
+
+
+@pytest.fixture
+def stack(shared_stack) -> ProxyStack:
+    """The shared stack with the fake's script and log cleared."""
+    shared_stack.fake.reset()
+    return shared_stack
+
+
+@pytest.fixture
+def own_stack(tmp_path) -> Iterator[Callable[..., ProxyStack]]:
+    """`own_stack(**settings)`: a private Vault and fake, for tests that disable keys."""
+    stacks: list[ProxyStack] = []
+
+    def build(key_count: int = 3, **settings: str) -> ProxyStack:
+        fake = FakeGemini().start()
+        stack = build_stack(tmp_path / f"stack{len(stacks)}", fake, key_count, **settings)
+        stacks.append(stack)
+        return stack
+
+    yield build
+    for stack in stacks:
+        stack.server.stop()
+        stack.fake.stop()

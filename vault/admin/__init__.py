@@ -13,3 +13,6 @@ def require_admin() -> None:
     """Refuse anyone who is not an active admin."""
     if not require_user().is_admin:
         raise Forbidden("Admins only.")
+
+
+from vault.admin import api  # noqa: E402,F401  (routes register themselves on bp)

@@ -1,7 +1,8 @@
 """The data model, one module per concept, re-exported here."""
 
 from vault.models.api_key import ApiKey
+from vault.models.upstream_cooldown import UpstreamCooldown
 from vault.models.upstream_key import UpstreamKey, UpstreamKeyState
 from vault.models.user import User
 
-__all__ = ["ApiKey", "UpstreamKey", "UpstreamKeyState", "User"]
+__all__ = ["ApiKey", "UpstreamCooldown", "UpstreamKey", "UpstreamKeyState", "User"]

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Enum, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vault.clock import utcnow
 from vault.extensions import db
@@ -49,6 +49,9 @@ class UpstreamKey(db.Model):
     request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     failure_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    cooldowns = relationship("UpstreamCooldown", cascade="all, delete-orphan", passive_deletes=True,
+                             order_by="UpstreamCooldown.model")
 
     def __repr__(self) -> str:
         return f"<UpstreamKey {self.id} {self.masked} {self.state.value}>"

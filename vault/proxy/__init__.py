@@ -9,3 +9,5 @@ from vault.extensions import csrf
 
 bp = Blueprint("proxy", __name__)
 csrf.exempt(bp)
+
+from vault.proxy import native, openai_compat  # noqa: E402,F401  (routes register themselves on bp)

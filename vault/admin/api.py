@@ -1,0 +1,89 @@
+"""Admin JSON API: `/admin/api/…` (the role is checked once, in the blueprint)."""
+
+from typing import Annotated, Any, Literal
+
+from flask import Response, jsonify
+from pydantic import Field
+
+from vault import pool
+from vault.admin import bp
+from vault.clock import isoformat, utcnow
+from vault.extensions import csrf, db
+from vault.jsonapi import Body, read_body
+from vault.models import UpstreamKey
+from vault.runtime import runtime
+
+
+class AddKeysBody(Body):
+    keys: Annotated[list[str], Field(min_length=1, max_length=1000)]
+
+
+class PatchKeyBody(Body):
+    state: Literal["active", "disabled"] | None = None
+    label: Annotated[str, Field(max_length=100)] | None = None
+
+
+def upstream_key_json(key: UpstreamKey) -> dict[str, Any]:
+    """A pooled key with its health; only ever the masked form of the secret."""
+    now = utcnow()
+    return {
+        "id": key.id,
+        "key": key.masked,
+        "label": key.label,
+        "state": key.state.value,
+        "disabled_reason": key.disabled_reason,
+        "disabled_until": isoformat(key.disabled_until),
+        "consecutive_failures": key.consecutive_failures,
+        "last_error": key.last_error,
+        "last_error_at": isoformat(key.last_error_at),
+        "last_used_at": isoformat(key.last_used_at),
+        "request_count": key.request_count,
+        "failure_count": key.failure_count,
+        "cooldowns": [
+            {"model": cooldown.model, "until": isoformat(cooldown.until), "reason": cooldown.reason}
+            for cooldown in key.cooldowns if cooldown.until > now
+        ],
+        "created_at": isoformat(key.created_at),
+    }
+
+
+@bp.get("/api/upstream-keys")
+def list_upstream_keys() -> Response:
+    """The pool with each key's health."""
+    return jsonify([upstream_key_json(key) for key in pool.list_upstream_keys(db.session)])
+
+
+@bp.post("/api/upstream-keys")
+@csrf.exempt
+def add_upstream_keys() -> tuple[Response, int]:
+    """Add `{keys: [...]}`; keys already pooled are reported, not duplicated."""
+    body = read_body(AddKeysBody)
+    results = pool.add_upstream_keys(db.session, body.keys, runtime().secret_box)
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    return jsonify([upstream_key_json(result.key) | {"created": result.created} for result in results]), 201
+
+
+@bp.patch("/api/upstream-keys/<int:key_id>")
+@csrf.exempt
+def update_upstream_key(key_id: int) -> Response:
+    """Enable or disable a key by hand, or relabel it."""
+    body = read_body(PatchKeyBody)
+    key = pool.find_upstream_key(db.session, key_id)
+    if body.state is not None:
+        pool.set_upstream_key_state(db.session, key, body.state == "active")
+    if body.label is not None:
+        key.label = body.label.strip()
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    return jsonify(upstream_key_json(key))
+
+
+@bp.delete("/api/upstream-keys/<int:key_id>")
+@csrf.exempt
+def delete_upstream_key(key_id: int) -> tuple[str, int]:
+    """Remove a key from the pool for good."""
+    db.session.delete(pool.find_upstream_key(db.session, key_id))
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    return "", 204

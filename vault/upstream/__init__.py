@@ -1,0 +1,1 @@
+"""Everything between the Vault and the Gemini API: the client, key health, failover, relay."""

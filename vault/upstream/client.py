@@ -1,0 +1,108 @@
+"""HTTP to the upstream: one pooled `requests` session per worker, streamed, with timeouts.
+
+The upstream key travels only in a header (`x-goog-api-key` on native paths,
+`Authorization: Bearer` on OpenAI-compatible ones), never in the URL, which ends up in logs.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import requests
+from requests.adapters import HTTPAdapter
+
+READ_SIZE = 64 * 1024
+
+# Never forwarded: hop-by-hop headers, the client's credentials, and noise.
+DROPPED_REQUEST_HEADERS = {
+    "host", "content-length", "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade", "authorization",
+    "x-goog-api-key", "cookie", "accept-encoding", "x-csrftoken", "x-forwarded-for", "x-forwarded-host",
+    "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "forwarded",
+}
+DROPPED_REQUEST_PREFIXES = ("x-stainless-",)
+RELAYED_RESPONSE_HEADERS = {"content-type", "x-request-id", "x-goog-request-id", "request-id", "server-timing"}
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """A client request, translated for the upstream (without any key)."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes
+    bearer_auth: bool
+    model: str
+    streaming: bool
+    dialect: str
+    extras: dict = field(default_factory=dict)
+
+
+def forwardable_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """The client's headers that may travel upstream."""
+    kept: dict[str, str] = {}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in DROPPED_REQUEST_HEADERS or lowered.startswith(DROPPED_REQUEST_PREFIXES):
+            continue
+        kept[name] = value
+    return kept
+
+
+def relayable_headers(headers) -> dict[str, str]:
+    """The upstream's response headers worth passing to the client."""
+    return {name: value for name, value in headers.items() if name.lower() in RELAYED_RESPONSE_HEADERS}
+
+
+class UpstreamClient:
+    """Sends requests to `base_url` over a connection pool sized for many open streams."""
+
+    def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, pool_size: int):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self._session = requests.Session()
+        self._session.trust_env = False
+        # Ask for identity encoding: bytes are relayed as they arrive, never re-compressed.
+        self._session.headers = {"Accept-Encoding": "identity"}
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def send(self, request: UpstreamRequest, secret: str) -> requests.Response:
+        """Open the upstream response (headers read, body not yet) with `secret` attached."""
+        headers = dict(request.headers)
+        if request.bearer_auth:
+            headers["Authorization"] = f"Bearer {secret}"
+        else:
+            headers["x-goog-api-key"] = secret
+        return self._session.request(
+            request.method, self.base_url + request.path, params=request.query or None,
+            data=request.body or None, headers=headers, stream=True, timeout=self.timeout,
+            allow_redirects=False,
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._session.close()
+
+
+def iter_body(response: requests.Response) -> Iterator[bytes]:
+    """The response body in pieces as they arrive (no waiting to fill a buffer)."""
+    raw = response.raw
+    while True:
+        piece = raw.read1(READ_SIZE)
+        if not piece:
+            return
+        yield piece
+
+
+def read_limited(response: requests.Response, limit: int = 1024 * 1024) -> bytes:
+    """Up to `limit` bytes of a (short) response body, e.g. an error envelope."""
+    chunks, size = [], 0
+    for piece in iter_body(response):
+        chunks.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return b"".join(chunks)

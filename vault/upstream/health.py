@@ -1,0 +1,149 @@
+"""The rotator kept in step with the pool table.
+
+Every worker holds a `KeyRotator` in memory for speed; the `upstream_keys` and
+`upstream_cooldowns` tables are the durable, shared copy. Health changes are written
+through at once, and each worker re-reads the tables every `refresh_seconds`, so keys
+disabled, enabled or cooled elsewhere are seen here within that time.
+"""
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from vault.models import UpstreamCooldown, UpstreamKey, UpstreamKeyState
+from vault.rotator import INDEFINITELY, KeyRotator, PoolKey, PoolSnapshot
+from vault.security import SecretBox
+from vault.upstream.classify import Classification, Verdict, next_daily_reset
+
+log = logging.getLogger(__name__)
+
+
+def epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class PoolHealth:
+    """Picks keys through the rotator and records every outcome in memory and in the database."""
+
+    def __init__(self, rotator: KeyRotator, session_factory: Callable[[], Session], box: SecretBox,
+                 refresh_seconds: float, clock: Callable[[], float] = time.time):
+        self.rotator = rotator
+        self._sessions = session_factory
+        self._box = box
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._loaded_at = -math.inf
+        self._refresh_lock = threading.Lock()
+
+    def pick(self, model: str, exclude: set[int]) -> PoolKey:
+        """The next usable key for `model` (raises `NoUsableKey`)."""
+        self.refresh()
+        return self.rotator.pick(model, exclude)
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the pool if it is older than `refresh_seconds` (or `force`)."""
+        if not force and self._clock() - self._loaded_at < self._refresh_seconds:
+            return
+        first_load = self._loaded_at == -math.inf
+        if not self._refresh_lock.acquire(blocking=force or first_load):
+            return  # another greenlet is refreshing; the current state is fresh enough
+        try:
+            now = self._clock()
+            with self._sessions() as session:
+                snapshot = read_snapshot(session, self._box, now)
+            self.rotator.load(snapshot)
+            self._loaded_at = now
+        finally:
+            self._refresh_lock.release()
+
+    def record(self, key: PoolKey, model: str, outcome: Classification) -> None:
+        """Act on one upstream answer: update the rotator, then persist the key's health."""
+        now = self._clock()
+        values: dict = {"request_count": UpstreamKey.request_count + 1, "last_used_at": from_epoch(now)}
+        if outcome.verdict is not Verdict.OK:
+            values |= {"failure_count": UpstreamKey.failure_count + 1, "last_error": outcome.summary[:500],
+                       "last_error_at": from_epoch(now)}
+        cooldown = None
+        if outcome.verdict in (Verdict.OK, Verdict.CLIENT_ERROR):
+            self.rotator.succeeded(key.id, model)
+            values["consecutive_failures"] = 0
+        elif outcome.verdict is Verdict.RATE_LIMITED:
+            cooldown = self._cool_down(key, model, outcome, now)
+        elif outcome.verdict is Verdict.KEY_REJECTED:
+            self.rotator.rejected(key.id)
+            values |= {"state": UpstreamKeyState.DISABLED, "disabled_until": None,
+                       "disabled_reason": f"rejected by the upstream: {outcome.summary}"[:255]}
+            log.warning("upstream key %s disabled: %s", key.masked, outcome.summary)
+        elif outcome.verdict is Verdict.KEY_FAILURE:
+            values |= self._count_failure(key, outcome)
+        self._persist(key.id, values, model, cooldown, outcome.summary)
+
+    def _cool_down(self, key: PoolKey, model: str, outcome: Classification, now: float) -> float:
+        until = epoch(next_daily_reset(from_epoch(now))) if outcome.daily_quota else None
+        ends = self.rotator.rate_limited(key.id, model, outcome.retry_after, until)
+        log.info("upstream key %s cooling down for %s: %.1fs (%s)", key.masked, model or "*", ends - now,
+                 outcome.summary)
+        return ends
+
+    def _count_failure(self, key: PoolKey, outcome: Classification) -> dict:
+        failures, disabled_until = self.rotator.failed(key.id)
+        values: dict = {"consecutive_failures": failures}
+        if disabled_until is not None:
+            log.warning("upstream key %s disabled after %d failures: %s", key.masked, failures, outcome.summary)
+            values |= {"state": UpstreamKeyState.DISABLED, "disabled_until": from_epoch(disabled_until),
+                       "disabled_reason": f"{failures} consecutive failures: {outcome.summary}"[:255]}
+        return values
+
+    def _persist(self, key_id: int, values: dict, model: str, cooldown: float | None, reason: str) -> None:
+        with self._sessions() as session:
+            session.execute(update(UpstreamKey).where(UpstreamKey.id == key_id).values(**values))
+            if cooldown is not None:
+                upsert_cooldown(session, key_id, model, from_epoch(cooldown), reason)
+            session.commit()
+
+
+def read_snapshot(session: Session, box: SecretBox, now: float) -> PoolSnapshot:
+    """The pool as stored, with timed disables that have run out switched back on."""
+    moment = from_epoch(now)
+    session.execute(
+        update(UpstreamKey)
+        .where(UpstreamKey.state == UpstreamKeyState.DISABLED, UpstreamKey.disabled_until <= moment)
+        .values(state=UpstreamKeyState.ACTIVE, disabled_until=None, disabled_reason=None, consecutive_failures=0)
+    )
+    session.execute(delete(UpstreamCooldown).where(UpstreamCooldown.until <= moment))
+    session.commit()
+    rows = session.scalars(select(UpstreamKey).order_by(UpstreamKey.id)).all()
+    keys, disabled, failures = [], {}, {}
+    for row in rows:
+        keys.append(PoolKey(row.id, box.decrypt(row.secret_encrypted), row.masked))
+        failures[row.id] = row.consecutive_failures
+        if row.state is UpstreamKeyState.DISABLED:
+            disabled[row.id] = epoch(row.disabled_until) if row.disabled_until else INDEFINITELY
+    cooldowns = {
+        (cooldown.upstream_key_id, cooldown.model): epoch(cooldown.until)
+        for cooldown in session.scalars(select(UpstreamCooldown))
+    }
+    return PoolSnapshot(keys, disabled, cooldowns, failures)
+
+
+def upsert_cooldown(session: Session, key_id: int, model: str, until: datetime, reason: str) -> None:
+    """Insert or extend the cooldown of (key, model) in one statement."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(UpstreamCooldown).values(
+        upstream_key_id=key_id, model=model, until=until, reason=reason[:255]
+    )
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["upstream_key_id", "model"],
+        set_={"until": statement.excluded.until, "reason": statement.excluded.reason},
+    ))
