@@ -74,6 +74,7 @@ class ProxyStack:
 
 def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, **settings: str) -> ProxyStack:
     """Migrate a fresh SQLite database, start gunicorn in front of `fake`, sign a user up."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     upstream_keys = [fake.new_key() for _ in range(key_count)]
     environ = vault_environment(f"sqlite:///{tmp_path / 'proxy.sqlite3'}", tmp_path / "instance") | {
         "GEMINI_BASE_URL": fake.base_url,
@@ -82,6 +83,7 @@ def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, **settings: str)
         "VAULT_ADMIN_PASSWORD": "admin password",
         "VAULT_POOL_REFRESH_SECONDS": "0.2",
         "VAULT_UPSTREAM_READ_TIMEOUT": "5",
+        "WEB_CONCURRENCY": "1",
     } | settings
     upgraded = flask_cli(environ, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
@@ -107,7 +109,7 @@ def session_fake() -> Iterator[FakeGemini]:
 @pytest.fixture(scope="session")
 def shared_stack(session_fake, tmp_path_factory) -> Iterator[ProxyStack]:
     """One Vault (two gevent workers) for the whole run, for tests that leave the pool healthy."""
-    stack = build_stack(tmp_path_factory.mktemp("shared-stack"), session_fake)
+    stack = build_stack(tmp_path_factory.mktemp("shared-stack"), session_fake, WEB_CONCURRENCY="2")
     yield stack
     stack.server.stop()
 

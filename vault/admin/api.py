@@ -5,12 +5,14 @@ from typing import Annotated, Any, Literal
 from flask import Response, jsonify
 from pydantic import Field
 
-from vault import pool
+from vault import accounts, pool
 from vault.admin import bp
+from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
+from vault.errors import Forbidden, NotFound
 from vault.extensions import csrf, db
-from vault.jsonapi import Body, read_body
-from vault.models import UpstreamKey
+from vault.jsonapi import Body, read_body, user_json
+from vault.models import UpstreamKey, User
 from vault.runtime import runtime
 
 
@@ -21,6 +23,36 @@ class AddKeysBody(Body):
 class PatchKeyBody(Body):
     state: Literal["active", "disabled"] | None = None
     label: Annotated[str, Field(max_length=100)] | None = None
+
+
+class PatchUserBody(Body):
+    is_active: bool | None = None
+    is_admin: bool | None = None
+
+
+@bp.get("/api/users")
+def list_users() -> Response:
+    """Every user with balance, state and usage totals."""
+    users = db.session.scalars(db.select(User).order_by(User.id)).all()
+    return jsonify([user_json(user) for user in users])
+
+
+@bp.patch("/api/users/<int:user_id>")
+@csrf.exempt
+def update_user(user_id: int) -> Response:
+    """Activate/deactivate a user or grant/revoke admin; an admin cannot lock themselves out."""
+    body = read_body(PatchUserBody)
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    if user.id == require_user().id and (body.is_active is False or body.is_admin is False):
+        raise Forbidden("You cannot deactivate yourself or revoke your own admin role.")
+    if body.is_active is not None:
+        accounts.set_user_active(db.session, user, body.is_active)
+    if body.is_admin is not None:
+        user.is_admin = body.is_admin
+    db.session.commit()
+    return jsonify(user_json(user))
 
 
 def upstream_key_json(key: UpstreamKey) -> dict[str, Any]:
