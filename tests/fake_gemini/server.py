@@ -25,6 +25,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # Bursts of hundreds of connections must queue, not be refused (socketserver's default is 5).
+    request_queue_size = 1024
 
     def __init__(self, fake: "FakeGemini") -> None:
         super().__init__(("127.0.0.1", 0), Handler)

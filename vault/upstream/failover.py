@@ -103,16 +103,17 @@ def give_up(failures: list[Classification], retry_after: float | None, none_left
     Every usable key cooling after 429s → 429 with `Retry-After`; no key at all → 503;
     otherwise the upstream failed → 504 if it timed out, else 502.
     """
-    if none_left and retry_after is not None:
-        seconds = max(1, int(retry_after + 0.999))
-        return RateLimited("Every upstream key is rate-limited for this model; retry later.", retry_after=seconds)
+    only_rate_limits = all(failure.verdict is Verdict.RATE_LIMITED for failure in failures)
+    if none_left and retry_after is not None and only_rate_limits:
+        return RateLimited("Every upstream key is rate-limited for this model; retry later.",
+                           retry_after=max(1, int(retry_after + 0.999)))
     if not failures:
         return NoUpstream("No upstream key is configured or enabled.")
-    last = failures[-1]
     log.warning("upstream failed after %d attempt(s): %s", len(failures), "; ".join(f.summary for f in failures))
-    if all(failure.verdict is Verdict.RATE_LIMITED for failure in failures):
-        seconds = max(1, int((last.retry_after or 1) + 0.999))
-        return RateLimited("The upstream is rate-limiting every key tried; retry later.", retry_after=seconds)
+    last = failures[-1]
+    if only_rate_limits:
+        return RateLimited("The upstream is rate-limiting every key tried; retry later.",
+                           retry_after=max(1, int((last.retry_after or 1) + 0.999)))
     if last.timed_out:
         return UpstreamTimeout("The upstream did not answer in time.")
     return UpstreamFailed("The upstream failed on every key tried.")

@@ -1,0 +1,150 @@
+"""The key rotator on its own: round-robin, cooldowns, disabling, and concurrency."""
+
+import threading
+from collections import Counter
+
+import gevent
+import pytest
+
+from vault.rotator import INDEFINITELY, KeyRotator, NoUsableKey, PoolKey, PoolSnapshot, RotatorPolicy
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def rotator_with(count=3, clock=None, **snapshot):
+    rotator = KeyRotator(RotatorPolicy(cooldown_base=2, cooldown_max=10, max_failures=3, disable_seconds=60),
+                         clock or Clock())
+    rotator.load(PoolSnapshot([PoolKey(n, f"secret-{n}", f"k{n}") for n in range(1, count + 1)], **snapshot))
+    return rotator
+
+
+def picks(rotator, count, model="m"):
+    return [rotator.pick(model).id for _ in range(count)]
+
+
+def test_round_robin():
+    assert picks(rotator_with(3), 7) == [1, 2, 3, 1, 2, 3, 1]
+
+
+def test_secrets_stay_out_of_repr():
+    assert "secret" not in repr(PoolKey(1, "secret-value", "k1"))
+
+
+def test_cooling_is_per_model_and_ends_by_itself():
+    clock = Clock()
+    rotator = rotator_with(3, clock)
+    assert rotator.rate_limited(2, "m", retry_after=30) == clock.now + 30
+    assert set(picks(rotator, 6)) == {1, 3}
+    assert 2 in picks(rotator, 3, model="other")
+    clock.now += 30.5
+    assert 2 in picks(rotator, 3)
+
+
+def test_all_cooling_says_when_the_first_is_back():
+    clock = Clock()
+    rotator = rotator_with(2, clock)
+    rotator.rate_limited(1, "m", retry_after=20)
+    rotator.rate_limited(2, "m", retry_after=5)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.retry_after == pytest.approx(5)
+
+
+def test_exponential_backoff_is_capped_and_reset_by_success():
+    clock = Clock()
+    rotator = rotator_with(1, clock)
+    ends = [rotator.rate_limited(1, "m") - clock.now for _ in range(5)]
+    assert ends == [2, 4, 8, 10, 10]
+    rotator.succeeded(1, "m")
+    clock.now += 100
+    assert rotator.rate_limited(1, "m") - clock.now == 2
+
+
+def test_daily_reset_wins():
+    rotator = rotator_with(1)
+    assert rotator.rate_limited(1, "m", retry_after=5, until=5000.0) == 5000.0
+
+
+def test_failures_disable_for_a_while_and_success_resets_the_count():
+    clock = Clock()
+    rotator = rotator_with(2, clock)
+    assert rotator.failed(1) == (1, None)
+    rotator.succeeded(1, "m")
+    assert rotator.failed(1) == (1, None)
+    assert rotator.failed(1) == (2, None)
+    failures, until = rotator.failed(1)
+    assert failures == 3 and until == clock.now + 60
+    assert set(picks(rotator, 4)) == {2}
+    clock.now += 61
+    assert set(picks(rotator, 4)) == {1, 2}
+
+
+def test_rejected_keys_stay_out_until_enabled():
+    clock = Clock()
+    rotator = rotator_with(2, clock)
+    rotator.rejected(1)
+    clock.now += 10**9
+    assert set(picks(rotator, 4)) == {2}
+    rotator.enable(1)
+    assert set(picks(rotator, 4)) == {1, 2}
+
+
+def test_loaded_state_is_honoured():
+    rotator = rotator_with(3, disabled_until={1: INDEFINITELY}, cooldowns={(2, "m"): 10**12})
+    assert set(picks(rotator, 3)) == {3}
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m", exclude=[3])
+    assert raised.value.retry_after > 0
+
+
+def test_no_keys_at_all():
+    with pytest.raises(NoUsableKey) as raised:
+        rotator_with(0).pick("m")
+    assert raised.value.retry_after is None
+
+
+def test_exclude_skips_keys_already_tried():
+    rotator = rotator_with(3)
+    assert rotator.pick("m", exclude={1, 2}).id == 3
+
+
+def test_even_spread_under_real_threads():
+    rotator = rotator_with(4)
+    rotator.rate_limited(4, "m", retry_after=10**6)
+    counts, lock = Counter(), threading.Lock()
+
+    def worker():
+        mine = Counter(rotator.pick("m").id for _ in range(300))
+        with lock:
+            counts.update(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts == {1: 1600, 2: 1600, 3: 1600}
+
+
+def test_even_spread_under_greenlets():
+    rotator = rotator_with(3)
+    rotator.rejected(2)
+    rotator.load(PoolSnapshot([PoolKey(n, "s", "k") for n in (1, 2, 3)], disabled_until={2: INDEFINITELY}))
+
+    def worker():
+        found = []
+        for _ in range(100):
+            found.append(rotator.pick("m").id)
+            gevent.sleep(0)
+        return found
+
+    greenlets = [gevent.spawn(worker) for _ in range(30)]
+    gevent.joinall(greenlets, raise_error=True)
+    counts = Counter(key for greenlet in greenlets for key in greenlet.value)
+    assert counts == {1: 1500, 3: 1500}
