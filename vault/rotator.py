@@ -112,11 +112,16 @@ class KeyRotator:
         self._failures[key_id] = 0
         return False
 
-    def succeeded(self, key_id: int, model: str) -> None:
-        """A call worked: the key's failure count and the model's backoff start over."""
+    def succeeded(self, key_id: int, model: str) -> bool:
+        """A call worked: the key's failure count and the model's backoff start over.
+
+        Returns whether the key had failures to forget.
+        """
         with self._lock:
+            had_failures = self._failures.get(key_id, 0) > 0
             self._failures[key_id] = 0
             self._streaks.pop((key_id, model), None)
+            return had_failures
 
     def rate_limited(self, key_id: int, model: str, retry_after: float | None = None,
                      until: float | None = None) -> float:

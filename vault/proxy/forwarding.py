@@ -5,7 +5,7 @@ import logging
 from datetime import UTC, datetime
 
 from flask import Response, request
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from vault.extensions import db
@@ -15,6 +15,7 @@ from vault.proxy.keys import Caller, authenticate, presented_vault_key
 from vault.runtime import runtime
 from vault.upstream.client import UpstreamRequest, forwardable_headers, relayable_headers
 from vault.upstream.failover import Answer, forward
+from vault.upstream.health import record_use
 from vault.upstream.relay import relay_stream
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def serve(caller: Caller, upstream_request: UpstreamRequest) -> Response:
     """Forward through the pool and answer the client (streamed or whole)."""
     vault = runtime()
     answer = forward(upstream_request, vault.upstream, vault.health, vault.max_retries)
-    finish = usage_recorder(vault.session_factory, caller)
+    finish = usage_recorder(vault.session_factory, caller, answer.key.id)
     headers = relayable_headers(answer.headers)
     if answer.response is None:
         finish("completed")
@@ -71,13 +72,15 @@ def serve(caller: Caller, upstream_request: UpstreamRequest) -> Response:
     return Response(events, status=200, headers=headers, direct_passthrough=True)
 
 
-def usage_recorder(session_factory, caller: Caller):
-    """A callback for the end of a request: marks the Vault key as used, in its own session."""
+def usage_recorder(session_factory, caller: Caller, upstream_key_id: int):
+    """A callback for the end of a request: counts the use of both keys in one transaction."""
 
     def finish(ending: str) -> None:
         try:
             with session_factory() as session:
-                record_key_use(session, caller.api_key_id)
+                moment = datetime.now(UTC)
+                record_key_use(session, caller.api_key_id, moment)
+                record_use(session, upstream_key_id, moment)
                 session.commit()
         except Exception:  # a failed bookkeeping write must not break the client's answer
             log.exception("could not record the use of Vault key id %s (%s)", caller.api_key_id, ending)
@@ -85,12 +88,15 @@ def usage_recorder(session_factory, caller: Caller):
     return finish
 
 
-def record_key_use(session: Session, api_key_id: int) -> None:
+KEY_USED = (
+    update(ApiKey.__table__).where(ApiKey.__table__.c.id == bindparam("api_key_id"))
+    .values(request_count=ApiKey.__table__.c.request_count + 1, last_used_at=bindparam("moment"))
+)
+
+
+def record_key_use(session: Session, api_key_id: int, moment: datetime) -> None:
     """Count one request on the Vault key and stamp its last use."""
-    session.execute(
-        update(ApiKey).where(ApiKey.id == api_key_id)
-        .values(request_count=ApiKey.request_count + 1, last_used_at=datetime.now(UTC))
-    )
+    session.execute(KEY_USED, {"api_key_id": api_key_id, "moment": moment})
 
 
 __all__ = ["Answer", "authenticate_caller", "build_request", "openai_request", "serve"]

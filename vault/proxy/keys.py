@@ -3,12 +3,20 @@
 from dataclasses import dataclass
 
 from flask import Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from vault.errors import Forbidden, Unauthorized
 from vault.models import ApiKey, User
 from vault.security import hash_vault_key
+
+# Built once: on the hot path a prepared statement skips SQLAlchemy's expression building.
+api_keys, users = ApiKey.__table__, User.__table__
+KEY_LOOKUP = (
+    select(api_keys.c.id, api_keys.c.revoked_at, users.c.id, users.c.is_active)
+    .join(users, api_keys.c.user_id == users.c.id)
+    .where(api_keys.c.key_hash == bindparam("key_hash"))
+)
 
 
 @dataclass(frozen=True)
@@ -33,11 +41,7 @@ def authenticate(session: Session, plaintext: str | None) -> Caller:
     """The caller owning `plaintext`; 401 if missing, unknown or revoked, 403 if deactivated."""
     if not plaintext:
         raise Unauthorized("Missing Vault key: send 'Authorization: Bearer <key>' or 'x-goog-api-key: <key>'.")
-    row = session.execute(
-        select(ApiKey.id, ApiKey.revoked_at, User.id, User.is_active)
-        .join(User, ApiKey.user_id == User.id)
-        .where(ApiKey.key_hash == hash_vault_key(plaintext))
-    ).first()
+    row = session.execute(KEY_LOOKUP, {"key_hash": hash_vault_key(plaintext)}).first()
     if row is None or row[1] is not None:
         raise Unauthorized("Invalid or revoked Vault key.")
     if not row[3]:

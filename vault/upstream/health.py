@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,17 +68,21 @@ class PoolHealth:
             self._refresh_lock.release()
 
     def record(self, key: PoolKey, model: str, outcome: Classification) -> None:
-        """Act on one upstream answer: update the rotator, then persist the key's health."""
-        now = self._clock()
-        values: dict = {"request_count": UpstreamKey.request_count + 1, "last_used_at": from_epoch(now)}
-        if outcome.verdict is not Verdict.OK:
-            values |= {"failure_count": UpstreamKey.failure_count + 1, "last_error": outcome.summary[:500],
-                       "last_error_at": from_epoch(now)}
-        cooldown = None
+        """Act on one upstream answer: update the rotator, then persist any change of health.
+
+        A success changes nothing durable unless it ends a run of failures; its use is
+        counted by `record_use` with the rest of the request's bookkeeping.
+        """
         if outcome.verdict in (Verdict.OK, Verdict.CLIENT_ERROR):
-            self.rotator.succeeded(key.id, model)
-            values["consecutive_failures"] = 0
-        elif outcome.verdict is Verdict.RATE_LIMITED:
+            if self.rotator.succeeded(key.id, model):
+                self._persist(key.id, {"consecutive_failures": 0})
+            return
+        now = self._clock()
+        values: dict = {"request_count": UpstreamKey.request_count + 1, "last_used_at": from_epoch(now),
+                        "failure_count": UpstreamKey.failure_count + 1, "last_error": outcome.summary[:500],
+                        "last_error_at": from_epoch(now)}
+        cooldown = None
+        if outcome.verdict is Verdict.RATE_LIMITED:
             cooldown = self._cool_down(key, model, outcome, now)
         elif outcome.verdict is Verdict.KEY_REJECTED:
             self.rotator.rejected(key.id)
@@ -105,7 +109,8 @@ class PoolHealth:
                        "disabled_reason": f"{failures} consecutive failures: {outcome.summary}"[:255]}
         return values
 
-    def _persist(self, key_id: int, values: dict, model: str, cooldown: float | None, reason: str) -> None:
+    def _persist(self, key_id: int, values: dict, model: str = "", cooldown: float | None = None,
+                 reason: str = "") -> None:
         with self._sessions() as session:
             session.execute(update(UpstreamKey).where(UpstreamKey.id == key_id).values(**values))
             if cooldown is not None:
@@ -147,3 +152,14 @@ def upsert_cooldown(session: Session, key_id: int, model: str, until: datetime, 
         index_elements=["upstream_key_id", "model"],
         set_={"until": statement.excluded.until, "reason": statement.excluded.reason},
     ))
+
+
+UPSTREAM_KEY_USED = (
+    update(UpstreamKey.__table__).where(UpstreamKey.__table__.c.id == bindparam("upstream_key_id"))
+    .values(request_count=UpstreamKey.__table__.c.request_count + 1, last_used_at=bindparam("moment"))
+)
+
+
+def record_use(session: Session, upstream_key_id: int, moment: datetime) -> None:
+    """Count one successful use of an upstream key (part of the request's final transaction)."""
+    session.execute(UPSTREAM_KEY_USED, {"upstream_key_id": upstream_key_id, "moment": moment})

@@ -1,0 +1,1 @@
+"""Benchmarks of the Vault against the fake upstream (`make bench`)."""
