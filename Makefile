@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test lint migrate install install-dev clean
+.PHONY: run test lint bench migrate install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ run: migrate
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## Benchmark the Vault against calling the fake upstream directly (see README).
+bench: install-dev
+	$(BIN)/python -m bench.run
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -181,3 +181,34 @@ def test_empty_200_is_retried_on_another_key(stack):
     assert response.status_code == 200 and response.json()["candidates"]
     calls = stack.fake.calls
     assert len(calls) == 2 and calls[0].key != calls[1].key
+
+
+def test_stream_without_sse_is_one_json_array_passed_through(stack):
+    stack.fake.enqueue(Reply(chunk_texts=["one ", "two ", "three"]))
+    response = requests.post(stack.base_url + STREAM, json=PROMPT, headers={"x-goog-api-key": stack.vault_key},
+                             timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+    chunks = response.json()
+    assert isinstance(chunks, list) and len(chunks) == 3
+    assert stack.fake.last_request.query == {}
+
+
+def test_a_broken_non_sse_stream_is_cut_not_completed(stack):
+    stack.fake.enqueue(Reply(chunk_texts=["one ", "two ", "three"], die_after=1))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.post(stack.base_url + STREAM, json=PROMPT, headers={"x-goog-api-key": stack.vault_key}, timeout=10)
+
+
+def test_deactivated_user_gets_403_over_http(own_stack):
+    stack = own_stack(key_count=1)
+    me = requests.get(f"{stack.base_url}/auth/users/me", headers={"Authorization": f"Bearer {stack.user_token}"},
+                      timeout=10).json()
+    deactivated = requests.patch(f"{stack.base_url}/admin/api/users/{me['id']}", json={"is_active": False},
+                                 headers=stack.admin(), timeout=10)
+    assert deactivated.status_code == 200
+    native = post(stack, GENERATE, headers={"x-goog-api-key": stack.vault_key})
+    openai = post(stack, "/v1/chat/completions", CHAT, headers={"Authorization": f"Bearer {stack.vault_key}"})
+    assert native.status_code == openai.status_code == 403
+    assert native.json()["error"]["status"] == "PERMISSION_DENIED"
+    assert openai.json()["error"]["type"] == "permission_error"
+    assert stack.fake.calls == []
