@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vault.billing import record_signup_credit
 from vault.clock import utcnow
 from vault.errors import Conflict, Forbidden, NotFound, Unauthorized
 from vault.models import ApiKey, User
@@ -35,6 +36,7 @@ def register_user(
     except IntegrityError as exc:  # a concurrent registration won the race
         session.rollback()
         raise Conflict("An account with this email already exists.") from exc
+    record_signup_credit(session, user)
     return user
 
 

@@ -70,7 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GEMINI_API_KEYS", parse_list, (), "upstream keys added to the pool at start"),
     Setting("VAULT_ADMIN_EMAIL", str, None, "bootstrap admin created at start if absent"),
     Setting("VAULT_ADMIN_PASSWORD", str, None, "password of the bootstrap admin"),
-    Setting("VAULT_DEFAULT_BALANCE", parse_usd, usd_to_nano(Decimal("1.00")), "credit for new users"),
+    Setting("VAULT_DEFAULT_BALANCE", parse_usd, parse_usd("1.00"), "credit for new users"),
     Setting("VAULT_INSTANCE_PATH", str, None, "folder for the SQLite file and dev secrets"),
     Setting("VAULT_TOKEN_TTL_SECONDS", int, 3600, "lifetime of a JWT from /auth/token"),
     Setting("VAULT_MAX_BODY_BYTES", int, 20 * 1024 * 1024, "largest request body accepted"),
@@ -90,6 +90,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_KEY_MAX_FAILURES", int, 5, "consecutive key failures before a key is disabled"),
     Setting("VAULT_KEY_DISABLE_SECONDS", float, 3600.0, "how long such a key stays disabled"),
     Setting("VAULT_POOL_REFRESH_SECONDS", float, 5.0, "how often a worker re-reads the pool table"),
+    Setting("VAULT_PRICE_REFRESH_SECONDS", float, 30.0, "how often a worker re-reads the price table"),
+    Setting("VAULT_FALLBACK_INPUT_PRICE", parse_usd, parse_usd("1.25"), "USD/1M input tokens, unknown models"),
+    Setting("VAULT_FALLBACK_OUTPUT_PRICE", parse_usd, parse_usd("10.00"), "USD/1M output tokens, unknown models"),
+    Setting("VAULT_FALLBACK_CACHED_PRICE", parse_usd, parse_usd("0.125"), "USD/1M cached tokens, unknown models"),
+    Setting("VAULT_HOLD_OUTPUT_TOKENS", int, 8192, "output tokens assumed for a hold without a cap"),
+    Setting("VAULT_HOLD_FLOOR", parse_usd, parse_usd("0.0001"), "smallest hold (USD) of a billable request"),
 )
 
 OWASP_ARGON2_MINIMUM = {"VAULT_ARGON2_TIME_COST": 2, "VAULT_ARGON2_MEMORY_KIB": 19456}

@@ -39,12 +39,15 @@ class NewAccountBody(Body):
     password: Password
 
 
-def parse_body(schema: type[Schema], data: Any) -> Schema:
-    """Validate `data` against `schema`, raising `ValidationFailed` with per-field messages."""
+def parse_body(schema: type[Schema], data: Any, strict: bool | None = None) -> Schema:
+    """Validate `data` against `schema`, raising `ValidationFailed` with per-field messages.
+
+    `strict=False` converts text (query strings) to the declared types.
+    """
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     try:
-        return schema.model_validate(data)
+        return schema.model_validate(data, strict=strict)
     except ValidationError as exc:
         fields = {
             ".".join(str(part) for part in error["loc"]) or "body": error["msg"].removeprefix("Value error, ")
@@ -82,9 +85,11 @@ def user_json(user: User) -> dict[str, Any]:
         "is_active": user.is_active,
         "is_admin": user.is_admin,
         "balance": nano_to_json(user.balance_nano),
+        "balance_nano_usd": user.balance_nano,
         "request_count": user.request_count,
         "total_tokens": user.total_tokens,
         "spend": nano_to_json(user.spend_nano),
+        "spend_nano_usd": user.spend_nano,
         "created_at": isoformat(user.created_at),
     }
 
@@ -104,4 +109,5 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         "output_tokens": key.output_tokens,
         "total_tokens": key.total_tokens,
         "spend": nano_to_json(key.spend_nano),
+        "spend_nano_usd": key.spend_nano,
     }

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
+from vault.billing import Price, PriceBook, Rates
 from vault.extensions import db
+from vault.meter import HoldPolicy
 from vault.rotator import KeyRotator, RotatorPolicy
 from vault.security import PasswordHashing, SecretBox
 from vault.upstream.client import UpstreamClient
@@ -24,6 +26,8 @@ class VaultRuntime:
     upstream: UpstreamClient
     health: PoolHealth
     max_retries: int
+    prices: PriceBook
+    hold_policy: HoldPolicy
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
@@ -50,9 +54,17 @@ def init_runtime(app: Flask) -> VaultRuntime:
         ),
         health=PoolHealth(KeyRotator(policy), session_factory, box, config["VAULT_POOL_REFRESH_SECONDS"]),
         max_retries=config["VAULT_UPSTREAM_MAX_RETRIES"],
+        prices=PriceBook(session_factory, fallback_price(config), config["VAULT_PRICE_REFRESH_SECONDS"]),
+        hold_policy=HoldPolicy(config["VAULT_HOLD_OUTPUT_TOKENS"], config["VAULT_HOLD_FLOOR"]),
     )
     app.extensions["vault"] = built
     return built
+
+
+def fallback_price(config) -> Price:
+    """The price charged for models missing from the price table (per 1M tokens)."""
+    return Price("fallback", Rates(config["VAULT_FALLBACK_INPUT_PRICE"], config["VAULT_FALLBACK_OUTPUT_PRICE"],
+                                   config["VAULT_FALLBACK_CACHED_PRICE"]))
 
 
 def runtime() -> VaultRuntime:

@@ -180,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             return self._fault(rec, exc.fault)
         rec.status = 200
+        rec.usage = reported_usage(result)
         if isinstance(result, Stream):
             rec.streamed = True
             return self._stream(fake, rec, result, reply)
@@ -264,3 +265,13 @@ def _parse(rec: RecordedRequest) -> tuple[object, Fault | None]:
 def _body_model(body: object) -> str | None:
     model = body.get("model") if isinstance(body, dict) else None
     return model if isinstance(model, str) else None
+
+
+def reported_usage(result: dict | Stream) -> dict | None:
+    """The final usage an answer reports (native `usageMetadata` or OpenAI `usage`), if any."""
+    payloads = result.events if isinstance(result, Stream) else [result]
+    for payload in reversed(payloads):
+        usage = payload.get("usageMetadata") or payload.get("usage")
+        if usage:
+            return usage
+    return None

@@ -13,8 +13,9 @@ class RecordedRequest:
     keeps the raw pairs. `key_source` is "header", "query", "bearer" or None. `outcome` is
     "ok", "fault", "reset", "died" (scripted death mid-stream), "error-event" (scripted
     in-band error), "client-disconnected" or
-    "stopped" (the server stopped while the call was held). `outcome` and `finished` are set
-    just after the last byte is written, so a client can see its answer first: wait on
+    "stopped" (the server stopped while the call was held). `usage` is the final usage the
+    answer reported (native `usageMetadata` or OpenAI `usage`), whether or not it was all sent.
+    `outcome` and `finished` are set just after the last byte is written, so a client can see its answer first: wait on
     `done` before asserting them.
     """
 
@@ -36,6 +37,7 @@ class RecordedRequest:
     status: int | None = None
     outcome: str | None = None
     chunks_sent: int = 0
+    usage: dict | None = None
     client_disconnected: bool = False
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None

@@ -15,4 +15,4 @@ def require_admin() -> None:
         raise Forbidden("Admins only.")
 
 
-from vault.admin import api  # noqa: E402,F401  (routes register themselves on bp)
+from vault.admin import api, billing_api  # noqa: E402,F401  (routes register themselves on bp)

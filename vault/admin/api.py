@@ -7,6 +7,7 @@ from pydantic import Field
 
 from vault import accounts, pool
 from vault.admin import bp
+from vault.admin.billing_api import BalanceBody, change_balance
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
 from vault.errors import Forbidden, NotFound
@@ -25,7 +26,7 @@ class PatchKeyBody(Body):
     label: Annotated[str, Field(max_length=100)] | None = None
 
 
-class PatchUserBody(Body):
+class PatchUserBody(BalanceBody):
     is_active: bool | None = None
     is_admin: bool | None = None
 
@@ -51,7 +52,9 @@ def update_user(user_id: int) -> Response:
         accounts.set_user_active(db.session, user, body.is_active)
     if body.is_admin is not None:
         user.is_admin = body.is_admin
+    change_balance(user, body)
     db.session.commit()
+    db.session.refresh(user)
     return jsonify(user_json(user))
 
 

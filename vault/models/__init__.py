@@ -3,6 +3,8 @@
 from vault.models.api_key import ApiKey
 from vault.models.upstream_cooldown import UpstreamCooldown
 from vault.models.upstream_key import UpstreamKey, UpstreamKeyState
+from vault.models.usage import BalanceAdjustment, ModelPrice, UsageRecord
 from vault.models.user import User
 
-__all__ = ["ApiKey", "UpstreamCooldown", "UpstreamKey", "UpstreamKeyState", "User"]
+__all__ = ["ApiKey", "BalanceAdjustment", "ModelPrice", "UpstreamCooldown", "UpstreamKey", "UpstreamKeyState",
+           "UsageRecord", "User"]

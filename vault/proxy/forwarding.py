@@ -1,24 +1,26 @@
-"""The common path of every proxied request: authenticate, forward with failover, respond."""
+"""The common path of every proxied request: authenticate, meter, forward with failover, respond.
+
+Every request that gets past authentication is settled exactly once: a refusal or an
+upstream failure at once, an answer after its last byte went out (the response's close
+callback), so the client never waits on the ledger write.
+"""
 
 import json
-import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
 
 from flask import Response, request
-from sqlalchemy import bindparam, update
-from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 
+from vault.errors import VaultError
 from vault.extensions import db
-from vault.models import ApiKey
+from vault.meter import Meter
+from vault.metering import NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, from_body
 from vault.proxy.dialects import normalize_model, stream_error_event
 from vault.proxy.keys import Caller, authenticate, presented_vault_key
-from vault.runtime import runtime
+from vault.runtime import VaultRuntime, runtime
 from vault.upstream.client import UpstreamRequest, forwardable_headers, relayable_headers
 from vault.upstream.failover import Answer, forward
-from vault.upstream.health import record_use
 from vault.upstream.relay import relay_stream
-
-log = logging.getLogger(__name__)
 
 
 def authenticate_caller() -> Caller:
@@ -28,75 +30,95 @@ def authenticate_caller() -> Caller:
     return caller
 
 
+def proxy(endpoint: str, build: Callable[[], UpstreamRequest]) -> Response:
+    """Serve one proxied call: `build` reads the request into its upstream form."""
+    caller = authenticate_caller()
+    vault = runtime()
+    meter = Meter(vault.session_factory, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id, endpoint)
+    try:
+        upstream_request = build()
+        meter.describe(upstream_request.model, upstream_request.streaming)
+        meter.reserve(upstream_request.body)
+        answer = forward(upstream_request, vault.upstream, vault.health, vault.max_retries)
+    except VaultError as exc:
+        meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
+        raise
+    except HTTPException as exc:  # e.g. 413 while reading the body
+        meter.finish(exc.code or 400, ending="refused", error=exc.name)
+        raise
+    except Exception:
+        meter.finish(500, ending="failed", error="internal error")
+        raise
+    return respond(answer, upstream_request, meter, vault)
+
+
+def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter, vault: VaultRuntime) -> Response:
+    """The client's response; settlement runs when the response is closed."""
+    headers = relayable_headers(answer.headers) | {"X-Vault-Request-Id": meter.request_id}
+    key_id = answer.key.id
+    if answer.response is None:
+        meter.first_byte()
+        response = Response(answer.body, status=answer.status, headers=headers)
+        usage = from_body(answer.body) if answer.status == 200 else NO_USAGE
+        response.call_on_close(lambda: meter.finish(answer.status, usage, key_id))
+        return response
+    sse = "text/event-stream" in answer.headers.get("Content-Type", "") or upstream_request.dialect == "openai"
+    tap = SseUsageTap() if sse else ArrayUsageTap()
+    stripper = OpenAIUsageStripper() if upstream_request.extras.get("strip_usage") else None
+    ending = {"value": "completed"}
+
+    def observe(piece: bytes) -> None:
+        meter.first_byte()
+        tap.feed(piece)
+
+    def finished(how: str) -> None:
+        ending["value"] = how
+
+    events = relay_stream(answer, lambda: stream_error_event(upstream_request.dialect, sse), finished,
+                          observe=observe, rewrite=stripper)
+    response = Response(events, status=200, headers=headers | {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"})
+    response.call_on_close(lambda: meter.finish(200, tap.usage, key_id, ending["value"],
+                                                None if ending["value"] == "completed" else ending["value"]))
+    return response
+
+
 def build_request(path: str, dialect: str, bearer_auth: bool, model: str = "", streaming: bool = False,
-                  body: bytes | None = None) -> UpstreamRequest:
+                  body: bytes | None = None, extras: dict | None = None) -> UpstreamRequest:
     """The upstream form of the current request, without the Vault key anywhere."""
     query = [(name, value) for name, value in request.args.items(multi=True) if name != "key"]
     return UpstreamRequest(
         method=request.method, path=path, query=query,
         headers=forwardable_headers(list(request.headers.items())),
         body=request.get_data(cache=True) if body is None else body,
-        bearer_auth=bearer_auth, model=model, streaming=streaming, dialect=dialect,
+        bearer_auth=bearer_auth, model=model, streaming=streaming, dialect=dialect, extras=extras or {},
     )
 
 
-def json_field(body: bytes, name: str) -> object:
-    """`body[name]` if the body is a JSON object, else None (the upstream judges bad JSON)."""
+def json_object(body: bytes) -> dict | None:
+    """The body as a JSON object, or None (malformed bodies are the upstream's to judge)."""
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    return parsed.get(name) if isinstance(parsed, dict) else None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def openai_request(path: str) -> UpstreamRequest:
-    """An OpenAI-compatible request for the upstream's `/v1beta/openai/…` endpoint."""
+    """An OpenAI-compatible request for the upstream's `/v1beta/openai/…` endpoint.
+
+    A streamed chat that did not ask for usage gets it asked for (the Vault bills from it)
+    and stripped again on the way back.
+    """
     body = request.get_data(cache=True)
-    model = normalize_model(json_field(body, "model")) if request.method == "POST" else ""
-    streaming = json_field(body, "stream") is True
-    return build_request(path, "openai", bearer_auth=True, model=model, streaming=streaming, body=body)
-
-
-def serve(caller: Caller, upstream_request: UpstreamRequest) -> Response:
-    """Forward through the pool and answer the client (streamed or whole)."""
-    vault = runtime()
-    answer = forward(upstream_request, vault.upstream, vault.health, vault.max_retries)
-    finish = usage_recorder(vault.session_factory, caller, answer.key.id)
-    headers = relayable_headers(answer.headers)
-    if answer.response is None:
-        finish("completed")
-        return Response(answer.body, status=answer.status, headers=headers)
-    sse = "text/event-stream" in answer.headers.get("Content-Type", "") or upstream_request.dialect == "openai"
-    events = relay_stream(answer, lambda: stream_error_event(upstream_request.dialect, sse), finish)
-    headers |= {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
-    return Response(events, status=200, headers=headers, direct_passthrough=True)
-
-
-def usage_recorder(session_factory, caller: Caller, upstream_key_id: int):
-    """A callback for the end of a request: counts the use of both keys in one transaction."""
-
-    def finish(ending: str) -> None:
-        try:
-            with session_factory() as session:
-                moment = datetime.now(UTC)
-                record_key_use(session, caller.api_key_id, moment)
-                record_use(session, upstream_key_id, moment)
-                session.commit()
-        except Exception:  # a failed bookkeeping write must not break the client's answer
-            log.exception("could not record the use of Vault key id %s (%s)", caller.api_key_id, ending)
-
-    return finish
-
-
-KEY_USED = (
-    update(ApiKey.__table__).where(ApiKey.__table__.c.id == bindparam("api_key_id"))
-    .values(request_count=ApiKey.__table__.c.request_count + 1, last_used_at=bindparam("moment"))
-)
-
-
-def record_key_use(session: Session, api_key_id: int, moment: datetime) -> None:
-    """Count one request on the Vault key and stamp its last use."""
-    session.execute(KEY_USED, {"api_key_id": api_key_id, "moment": moment})
-
-
-__all__ = ["Answer", "authenticate_caller", "build_request", "openai_request", "serve"]
+    payload = json_object(body) if request.method == "POST" else None
+    if payload is None:
+        return build_request(path, "openai", bearer_auth=True, body=body)
+    streaming = payload.get("stream") is True
+    options = payload.get("stream_options")
+    wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+    extras = {}
+    if streaming and not wants_usage:
+        payload["stream_options"] = (options if isinstance(options, dict) else {}) | {"include_usage": True}
+        body, extras = json.dumps(payload).encode(), {"strip_usage": True}
+    return build_request(path, "openai", bearer_auth=True, model=normalize_model(payload.get("model")),
+                         streaming=streaming, body=body, extras=extras)

@@ -2,6 +2,8 @@
 
 import logging
 from collections.abc import Callable, Iterator
+from itertools import chain
+from typing import Protocol
 
 import requests
 import urllib3
@@ -16,19 +18,34 @@ CLIENT_DISCONNECTED = "client_disconnected"
 UPSTREAM_BROKE = "upstream_broke"
 
 
-def relay_stream(answer: Answer, error_event: Callable[[], bytes | None],
-                 on_finish: Callable[[str], None]) -> Iterator[bytes]:
+class Rewriter(Protocol):
+    """Changes a stream on its way to the client (e.g. dropping usage the client did not ask for)."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+def relay_stream(answer: Answer, error_event: Callable[[], bytes | None], on_finish: Callable[[str], None],
+                 observe: Callable[[bytes], None] | None = None, rewrite: Rewriter | None = None) -> Iterator[bytes]:
     """Yield the upstream's bytes as they arrive; always close the upstream and report the end.
 
-    A client that goes away closes this generator (GeneratorExit), which closes the upstream
-    connection. An upstream that breaks off ends the client's stream with `error_event()`
-    in the caller's dialect; where the format has no error event, the connection is cut so
-    the client sees an incomplete body instead of a truncated answer that looks complete.
+    `observe` sees every upstream chunk (for usage), `rewrite` may change what the client
+    gets. A client that goes away closes this generator (GeneratorExit), which closes the
+    upstream connection. An upstream that breaks off ends the client's stream with
+    `error_event()` in the caller's dialect; where the format has no error event, the
+    connection is cut so the client sees an incomplete body, not a short answer that looks whole.
     """
     ending = COMPLETED
     try:
-        yield answer.first_chunk
-        yield from iter_body(answer.response)
+        for piece in chain((answer.first_chunk,), iter_body(answer.response)):
+            if observe is not None:
+                observe(piece)
+            out = rewrite.feed(piece) if rewrite is not None else piece
+            if out:
+                yield out
+        if rewrite is not None and (rest := rewrite.flush()):
+            yield rest
     except GeneratorExit:
         ending = CLIENT_DISCONNECTED
         raise

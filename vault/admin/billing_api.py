@@ -1,0 +1,182 @@
+"""Admin JSON API for money: balances, prices, and the usage ledger."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from flask import Response, jsonify, request
+from pydantic import Field, model_validator
+from sqlalchemy import select
+
+from vault import billing, usage_log
+from vault.admin import bp
+from vault.auth.identity import require_user
+from vault.clock import isoformat
+from vault.errors import NotFound, ValidationFailed
+from vault.extensions import csrf, db
+from vault.jsonapi import Body, api_key_json, parse_body, read_body, user_json
+from vault.models import BalanceAdjustment, ModelPrice, User
+from vault.money import nano_to_json, usd_to_nano
+from vault.proxy.dialects import normalize_model
+from vault.runtime import runtime
+
+Usd = Annotated[Decimal, Field(strict=False, ge=-1_000_000, le=1_000_000, decimal_places=9, allow_inf_nan=False)]
+PricePerMillion = Annotated[Decimal, Field(strict=False, ge=0, le=100_000, decimal_places=9, allow_inf_nan=False)]
+
+
+class BalanceBody(Body):
+    balance: Usd | None = None
+    balance_delta: Usd | None = None
+    reason: Annotated[str, Field(max_length=255)] = ""
+
+    @model_validator(mode="after")
+    def one_change_with_a_reason(self) -> "BalanceBody":
+        if self.balance is not None and self.balance_delta is not None:
+            raise ValueError("send either balance (set) or balance_delta (add), not both")
+        if (self.balance is not None or self.balance_delta is not None) and not self.reason.strip():
+            raise ValueError("a balance change needs a reason")
+        return self
+
+
+class PriceBody(Body):
+    input: PricePerMillion
+    output: PricePerMillion
+    cached_input: PricePerMillion | None = None
+    tier_threshold: Annotated[int, Field(gt=0, le=10**9)] | None = None
+    input_above: PricePerMillion | None = None
+    output_above: PricePerMillion | None = None
+    cached_input_above: PricePerMillion | None = None
+
+
+def change_balance(user: User, body: BalanceBody) -> None:
+    """Apply an admin's balance change to `user`, recorded in the ledger."""
+    admin_id, reason = require_user().id, body.reason.strip()
+    if body.balance is not None:
+        billing.set_balance(db.session, user.id, admin_id, usd_to_nano(body.balance), reason)
+    elif body.balance_delta is not None:
+        billing.add_to_balance(db.session, user.id, admin_id, usd_to_nano(body.balance_delta), reason)
+
+
+def adjustment_json(adjustment: BalanceAdjustment) -> dict[str, Any]:
+    return {"id": adjustment.id, "kind": adjustment.kind, "amount": nano_to_json(adjustment.amount_nano),
+            "admin_id": adjustment.admin_id, "reason": adjustment.reason,
+            "created_at": isoformat(adjustment.created_at)}
+
+
+@bp.get("/api/users/<int:user_id>")
+def show_user(user_id: int) -> Response:
+    """One user with their keys and the ledger of balance changes."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    adjustments = db.session.scalars(select(BalanceAdjustment).where(BalanceAdjustment.user_id == user_id)
+                                     .order_by(BalanceAdjustment.id.desc()).limit(100))
+    return jsonify(user_json(user) | {"api_keys": [api_key_json(key) for key in user.api_keys],
+                                      "adjustments": [adjustment_json(a) for a in adjustments]})
+
+
+def price_json(row: ModelPrice) -> dict[str, Any]:
+    def usd(nano: int | None) -> float | None:
+        return None if nano is None else nano_to_json(nano)
+
+    return {"model": row.model, "input": usd(row.input_nano), "output": usd(row.output_nano),
+            "cached_input": usd(row.cached_nano), "tier_threshold": row.tier_threshold,
+            "input_above": usd(row.input_above_nano), "output_above": usd(row.output_above_nano),
+            "cached_input_above": usd(row.cached_above_nano), "updated_at": isoformat(row.updated_at)}
+
+
+@bp.get("/api/prices")
+def list_prices() -> Response:
+    """Every model price (USD per 1M tokens) and the fallback for unknown models."""
+    rows = db.session.scalars(select(ModelPrice).order_by(ModelPrice.model))
+    fallback = runtime().prices.fallback.base
+    return jsonify({"prices": [price_json(row) for row in rows],
+                    "fallback": {"input": nano_to_json(fallback.input), "output": nano_to_json(fallback.output),
+                                 "cached_input": nano_to_json(fallback.cached)}})
+
+
+def find_price(model: str) -> ModelPrice:
+    row = db.session.get(ModelPrice, normalize_model(model))
+    if row is None:
+        raise NotFound("No price for this model; unknown models are charged the fallback price.")
+    return row
+
+
+@bp.get("/api/prices/<model>")
+def show_price(model: str) -> Response:
+    return jsonify(price_json(find_price(model)))
+
+
+@bp.put("/api/prices/<model>")
+@csrf.exempt
+def put_price(model: str) -> Response:
+    """Create or replace a model's prices (USD per 1M tokens)."""
+    body = read_body(PriceBody)
+    name = normalize_model(model)
+    if not name:
+        raise ValidationFailed(fields={"model": "a model name is required"})
+    row = db.session.get(ModelPrice, name) or ModelPrice(model=name)
+    row.input_nano, row.output_nano = usd_to_nano(body.input), usd_to_nano(body.output)
+    row.cached_nano = usd_to_nano(body.cached_input if body.cached_input is not None else body.input)
+    row.tier_threshold = body.tier_threshold
+    row.input_above_nano = nano_or_none(body.input_above)
+    row.output_above_nano = nano_or_none(body.output_above)
+    row.cached_above_nano = nano_or_none(body.cached_input_above)
+    db.session.add(row)
+    db.session.commit()
+    runtime().prices.refresh()
+    return jsonify(price_json(row))
+
+
+def nano_or_none(value: Decimal | None) -> int | None:
+    return None if value is None else usd_to_nano(value)
+
+
+@bp.delete("/api/prices/<model>")
+@csrf.exempt
+def delete_price(model: str) -> tuple[str, int]:
+    db.session.delete(find_price(model))
+    db.session.commit()
+    runtime().prices.refresh()
+    return "", 204
+
+
+class UsageQuery(Body):
+    user_id: Annotated[int, Field(gt=0)] | None = None
+    api_key_id: Annotated[int, Field(gt=0)] | None = None
+    model: Annotated[str, Field(max_length=128)] | None = None
+    status: Annotated[int, Field(ge=100, le=599)] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    per_page: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+def read_usage_query() -> UsageQuery:
+    """The usage filters from the query string (numbers and ISO 8601 times)."""
+    raw = {name: value for name, value in request.args.items() if value != ""}
+    query = parse_body(UsageQuery, raw, strict=False)
+    for moment in ("since", "until"):
+        value = getattr(query, moment)
+        if value is not None and value.tzinfo is None:
+            setattr(query, moment, value.replace(tzinfo=UTC))
+    return query
+
+
+@bp.get("/api/usage")
+def list_usage() -> Response:
+    """Usage records, newest first, filtered and paginated."""
+    query = read_usage_query()
+    filters = usage_log.Filters(**query.model_dump(exclude={"page", "per_page"}))
+    records, total = usage_log.page(db.session, filters, query.page, query.per_page)
+    return jsonify({"items": [usage_log.record_json(record) for record in records], "total": total,
+                    "page": query.page, "per_page": query.per_page})
+
+
+@bp.get("/api/usage/summary")
+def usage_summary() -> Response:
+    """Requests, tokens and cost per day and model, with the same filters."""
+    query = read_usage_query()
+    filters = usage_log.Filters(**query.model_dump(exclude={"page", "per_page"}))
+    return jsonify({"rows": usage_log.by_day_and_model(db.session, filters)})
+

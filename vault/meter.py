@@ -1,0 +1,89 @@
+"""One request's metering: a hold before forwarding, usage while relaying, settlement at the end.
+
+Plain Python over explicit collaborators, so it is safe inside a streaming generator long
+after the view returned. `finish()` settles exactly once, whatever path ends the request.
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from vault import billing
+from vault.clock import utcnow
+from vault.metering import NO_USAGE, Usage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    """How holds are sized."""
+
+    default_output_tokens: int
+    floor_nano: int
+
+
+class Meter:
+    """Meters one proxied request for `user_id` on Vault key `api_key_id`."""
+
+    def __init__(self, session_factory: Callable[[], Session], prices: billing.PriceBook, policy: HoldPolicy,
+                 user_id: int, api_key_id: int, endpoint: str):
+        self._sessions = session_factory
+        self._prices = prices
+        self._policy = policy
+        self.request_id = uuid.uuid4().hex
+        self.user_id, self.api_key_id, self.endpoint = user_id, api_key_id, endpoint
+        self.model, self.streamed = "", False
+        self.price = billing.FREE
+        self.hold = 0
+        self.started_at: datetime = utcnow()
+        self._started = time.perf_counter()
+        self._first_byte_ms: int | None = None
+        self._settled = False
+
+    def describe(self, model: str, streamed: bool) -> None:
+        """Name the model and the kind of answer once the request has been read."""
+        self.model, self.streamed = model, streamed
+        if self.endpoint not in billing.FREE_ENDPOINTS:
+            self.price = self._prices.lookup(model)
+
+    def reserve(self, body: bytes) -> None:
+        """Hold the estimated cost (nothing for free calls); `PaymentRequired` if spent."""
+        amount = 0
+        if self.price is not billing.FREE:
+            amount = billing.estimate_hold(body, self.price, self._policy.default_output_tokens,
+                                           self._policy.floor_nano)
+        with self._sessions() as session:
+            self.hold = billing.reserve(session, self.user_id, amount)
+
+    def first_byte(self) -> None:
+        """Note when the answer started reaching the client."""
+        if self._first_byte_ms is None:
+            self._first_byte_ms = int((time.perf_counter() - self._started) * 1000)
+
+    def finish(self, status: int, usage: Usage = NO_USAGE, upstream_key_id: int | None = None,
+               ending: str = "completed", error: str | None = None) -> None:
+        """Settle: record the request, charge what it used, release the rest of the hold."""
+        if self._settled:
+            return
+        self._settled = True
+        rates = self.price.rates_for(usage.prompt)
+        entry = billing.Settlement(
+            request_id=self.request_id, user_id=self.user_id, api_key_id=self.api_key_id, endpoint=self.endpoint,
+            model=self.model, status=status, started_at=self.started_at, finished_at=utcnow(),
+            total_ms=int((time.perf_counter() - self._started) * 1000), ending=ending, streamed=self.streamed,
+            upstream_key_id=upstream_key_id, priced_model=self.price.model, usage=usage, rates=rates,
+            cost=billing.cost_nano(usage, rates), hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
+        )
+        try:
+            with self._sessions() as session:
+                billing.settle(session, entry)
+        except Exception:
+            # Never lose the hold silently: the log line lets an operator settle by hand.
+            log.exception("settlement failed: request %s user %s hold %s cost %s", self.request_id, self.user_id,
+                          entry.hold, entry.cost)

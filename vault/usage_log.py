@@ -1,0 +1,84 @@
+"""Reading the usage ledger: filtered pages of records and totals per day and model."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from vault.clock import isoformat
+from vault.models import UsageRecord
+from vault.money import nano_to_json
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which records to read; None means any."""
+
+    user_id: int | None = None
+    api_key_id: int | None = None
+    model: str | None = None
+    status: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, query: Select) -> Select:
+        """`query` narrowed to these filters."""
+        conditions = [
+            UsageRecord.user_id == self.user_id if self.user_id is not None else None,
+            UsageRecord.api_key_id == self.api_key_id if self.api_key_id is not None else None,
+            UsageRecord.model == self.model.removeprefix("models/") if self.model else None,
+            UsageRecord.status == self.status if self.status is not None else None,
+            UsageRecord.started_at >= self.since if self.since is not None else None,
+            UsageRecord.started_at < self.until if self.until is not None else None,
+        ]
+        return query.where(*[condition for condition in conditions if condition is not None])
+
+
+def page(session: Session, filters: Filters, number: int, size: int) -> tuple[list[UsageRecord], int]:
+    """One page of records, newest first, and how many match in all."""
+    total = session.scalar(filters.apply(select(func.count(UsageRecord.id))))
+    query = filters.apply(select(UsageRecord)).order_by(UsageRecord.started_at.desc(), UsageRecord.id.desc())
+    return list(session.scalars(query.limit(size).offset((number - 1) * size))), int(total or 0)
+
+
+def day_of(session: Session, column):
+    """The UTC calendar day of a timestamp column, as text, on SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+def by_day_and_model(session: Session, filters: Filters) -> list[dict[str, Any]]:
+    """Requests, tokens and cost per UTC day and model."""
+    day = day_of(session, UsageRecord.started_at).label("day")
+    query = filters.apply(select(
+        day, UsageRecord.model, func.count(UsageRecord.id), func.sum(UsageRecord.prompt_tokens),
+        func.sum(UsageRecord.output_tokens), func.sum(UsageRecord.total_tokens), func.sum(UsageRecord.cost_nano),
+    )).group_by(day, UsageRecord.model).order_by(day, UsageRecord.model)
+    return [
+        {"day": row[0], "model": row[1], "requests": row[2], "prompt_tokens": int(row[3] or 0),
+         "output_tokens": int(row[4] or 0), "total_tokens": int(row[5] or 0), "cost": nano_to_json(int(row[6] or 0))}
+        for row in session.execute(query)
+    ]
+
+
+def record_json(record: UsageRecord) -> dict[str, Any]:
+    """The public form of a usage record (no secrets: key ids only)."""
+    return {
+        "id": record.id, "request_id": record.request_id, "user_id": record.user_id,
+        "api_key_id": record.api_key_id, "upstream_key_id": record.upstream_key_id, "endpoint": record.endpoint,
+        "model": record.model, "priced_model": record.priced_model, "status": record.status,
+        "streamed": record.streamed, "ending": record.ending, "prompt_tokens": record.prompt_tokens,
+        "cached_tokens": record.cached_tokens, "tool_prompt_tokens": record.tool_prompt_tokens,
+        "candidates_tokens": record.candidates_tokens, "thoughts_tokens": record.thoughts_tokens,
+        "output_tokens": record.output_tokens, "total_tokens": record.total_tokens,
+        "price": {"input": nano_to_json(record.price_input_nano), "output": nano_to_json(record.price_output_nano),
+                  "cached_input": nano_to_json(record.price_cached_nano)},
+        "cost": nano_to_json(record.cost_nano), "cost_nano_usd": record.cost_nano,
+        "hold": nano_to_json(record.hold_nano),
+        "first_byte_ms": record.first_byte_ms, "total_ms": record.total_ms,
+        "started_at": isoformat(record.started_at), "finished_at": isoformat(record.finished_at),
+        "error": record.error,
+    }
