@@ -4,8 +4,16 @@ import json
 
 import pytest
 
-from vault.metering import (NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, Usage, from_body,
-                            from_native, from_openai)
+from vault.metering import (
+    NO_USAGE,
+    ArrayUsageTap,
+    OpenAIUsageStripper,
+    SseUsageTap,
+    Usage,
+    from_body,
+    from_native,
+    from_openai,
+)
 
 
 def test_native_semantics():
