@@ -35,7 +35,8 @@ def test_openai_thinking_tokens_are_what_the_total_exceeds():
 
 
 def test_whole_bodies():
-    assert from_body(json.dumps({"usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2}}).encode()).total == 5
+    native = {"usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2}}
+    assert from_body(json.dumps(native).encode()).total == 5
     assert from_body(b'{"usage": {"prompt_tokens": 2, "total_tokens": 2}}').prompt == 2
     assert from_body(b"not json") is NO_USAGE
     assert from_body(b'{"embeddings": []}') is NO_USAGE

@@ -111,7 +111,8 @@ def test_usage_filters_pagination_and_summary(client, make_user, make_api_key, a
     assert since["total"] == 2
     rows = client.get("/admin/api/usage/summary", headers=admin_headers).get_json()["rows"]
     assert {(r["day"], r["model"], r["requests"]) for r in rows} == {
-        ("2026-11-20", "gemini-2.5-flash", 3), ("2026-11-20", "gemini-2.5-pro", 1), ("2026-11-21", "gemini-2.5-flash", 2)}
+        ("2026-11-20", "gemini-2.5-flash", 3), ("2026-11-20", "gemini-2.5-pro", 1),
+        ("2026-11-21", "gemini-2.5-flash", 2)}
 
 
 @pytest.mark.parametrize("query", ["user_id=abc", "since=yesterday", "per_page=0", "per_page=10000", "status=42",

@@ -72,11 +72,13 @@ class ProxyStack:
         return requests.get(f"{self.base_url}/admin/api/upstream-keys", headers=self.admin(), timeout=10).json()
 
 
-def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, **settings: str) -> ProxyStack:
-    """Migrate a fresh SQLite database, start gunicorn in front of `fake`, sign a user up."""
+def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, database_url: str | None = None,
+                **settings: str) -> ProxyStack:
+    """Migrate a fresh database (SQLite unless given), start gunicorn in front of `fake`, sign a user up."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     upstream_keys = [fake.new_key() for _ in range(key_count)]
-    environ = vault_environment(f"sqlite:///{tmp_path / 'proxy.sqlite3'}", tmp_path / "instance") | {
+    database_url = database_url or f"sqlite:///{tmp_path / 'proxy.sqlite3'}"
+    environ = vault_environment(database_url, tmp_path / "instance") | {
         "GEMINI_BASE_URL": fake.base_url,
         "GEMINI_API_KEYS": ",".join(upstream_keys),
         "VAULT_ADMIN_EMAIL": "root@example.com",
@@ -84,6 +86,7 @@ def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, **settings: str)
         "VAULT_POOL_REFRESH_SECONDS": "0.2",
         "VAULT_UPSTREAM_READ_TIMEOUT": "5",
         "WEB_CONCURRENCY": "1",
+        "VAULT_DEFAULT_BALANCE": "100.00",
     } | settings
     upgraded = flask_cli(environ, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
@@ -123,12 +126,23 @@ def stack(shared_stack) -> ProxyStack:
 
 @pytest.fixture
 def own_stack(tmp_path) -> Iterator[Callable[..., ProxyStack]]:
-    """`own_stack(**settings)`: a private Vault and fake, for tests that disable keys."""
-    stacks: list[ProxyStack] = []
+    """`own_stack(key_count=3, backend="sqlite", **settings)`: a private Vault and fake.
 
-    def build(key_count: int = 3, **settings: str) -> ProxyStack:
+    For tests that disable keys or count money; `backend="postgresql"` puts it on a fresh
+    PostgreSQL database of its own.
+    """
+    stacks: list[ProxyStack] = []
+    databases = []
+
+    def build(key_count: int = 3, backend: str = "sqlite", **settings: str) -> ProxyStack:
+        database_url = None
+        if backend == "postgresql":
+            if not TEST_DATABASE_URL:
+                pytest.skip("TEST_DATABASE_URL is not set")
+            databases.append(create_scratch_database("vault_stack"))
+            database_url = databases[-1].render_as_string(hide_password=False)
         fake = FakeGemini().start()
-        stack = build_stack(tmp_path / f"stack{len(stacks)}", fake, key_count, **settings)
+        stack = build_stack(tmp_path / f"stack{len(stacks)}", fake, key_count, database_url, **settings)
         stacks.append(stack)
         return stack
 
@@ -136,3 +150,5 @@ def own_stack(tmp_path) -> Iterator[Callable[..., ProxyStack]]:
     for stack in stacks:
         stack.server.stop()
         stack.fake.stop()
+    for database in databases:
+        drop_scratch_database(database)
