@@ -71,8 +71,12 @@ def show_user(user_id: int) -> Response:
         raise NotFound("No such user.")
     adjustments = db.session.scalars(select(BalanceAdjustment).where(BalanceAdjustment.user_id == user_id)
                                      .order_by(BalanceAdjustment.id.desc()).limit(100))
-    return jsonify(user_json(user) | {"api_keys": [api_key_json(key) for key in user.api_keys],
-                                      "adjustments": [adjustment_json(a) for a in adjustments]})
+    return jsonify(user_json(user) | {
+        "api_keys": [api_key_json(key) for key in user.api_keys],
+        "adjustments": [adjustment_json(a) for a in adjustments],
+        # What the balance should be by the ledger; it differs only while requests are in flight.
+        "ledger_balance_nano_usd": billing.ledger_balance(db.session, user_id),
+    })
 
 
 def price_json(row: ModelPrice) -> dict[str, Any]:
