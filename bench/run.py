@@ -162,7 +162,7 @@ def start_vault(workdir: Path, fake_url: str) -> tuple[VaultServer, str]:
     environ = vault_environment(f"sqlite:///{workdir / 'bench.sqlite3'}", workdir / "instance") | {
         "GEMINI_BASE_URL": fake_url, "GEMINI_API_KEYS": ",".join(UPSTREAM_KEYS), "WEB_CONCURRENCY": "1",
         "VAULT_WORKER_CONNECTIONS": "2000", "VAULT_UPSTREAM_POOL_SIZE": "2000", "VAULT_LOG_LEVEL": "WARNING",
-        "VAULT_UPSTREAM_READ_TIMEOUT": "60",
+        "VAULT_UPSTREAM_READ_TIMEOUT": "60", "VAULT_DEFAULT_BALANCE": "10000",
     }
     upgraded = flask_cli(environ, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
