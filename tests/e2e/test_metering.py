@@ -193,12 +193,16 @@ def test_a_nearly_spent_balance_goes_negative_only_by_the_excess_over_its_hold(o
     assert call(stack, "generate", stack.vault_key, "u0-r1").status_code == 402
 
 
-def test_upstream_failure_records_the_request_and_releases_the_hold(own_stack):
-    stack = own_stack(key_count=1)
+def test_failures_and_refusals_are_recorded_and_release_the_hold(own_stack):
+    stack = own_stack(key_count=1, VAULT_MAX_BODY_BYTES="4096")
     stack.fake.enqueue(faults.internal(), times=None)
     assert call(stack, "generate", stack.vault_key, "u0-r0").status_code == 502
-    (record,) = wait_for_records(stack, 1)
-    assert (record["status"], record["ending"], record["cost_nano_usd"]) == (502, "failed", 0)
+    too_big = requests.post(f"{stack.base_url}/v1beta/models/gemini-2.5-flash:generateContent", data=b"x" * 5000,
+                            headers={"x-goog-api-key": stack.vault_key}, timeout=10)
+    assert too_big.status_code == 413
+    records = sorted(wait_for_records(stack, 2), key=lambda r: r["status"])
+    assert [(r["status"], r["ending"], r["cost_nano_usd"]) for r in records] == [(413, "refused", 0),
+                                                                                 (502, "failed", 0)]
     me = requests.get(f"{stack.base_url}/auth/users/me", headers={"Authorization": f"Bearer {stack.user_token}"},
                       timeout=10).json()
     assert me["balance_nano_usd"] == 100 * 10**9
