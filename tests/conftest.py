@@ -78,6 +78,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database_url(request, tmp_path) -> Iterator[str]:
+    """An empty database (no tables) of each backend, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    if not TEST_DATABASE_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url = create_scratch_database("vault_fresh")
+    yield url.render_as_string(hide_password=False)
+    drop_scratch_database(url)
+
+
 def app_config(tmp_path, **overrides) -> dict:
     """Settings for an app under test: fixed secrets, no bootstrap, small body limit."""
     return {

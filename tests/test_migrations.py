@@ -6,27 +6,14 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
-from tests.conftest import TEST_DATABASE_URL, app_config, create_scratch_database, drop_scratch_database
+from tests.conftest import app_config
 from vault import create_app
 from vault.extensions import db
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request, tmp_path):
-    """A database with no tables at all."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
-        return
-    if not TEST_DATABASE_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url = create_scratch_database("vault_migrate")
-    yield url.render_as_string(hide_password=False)
-    drop_scratch_database(url)
-
-
 @pytest.fixture
-def migrated_app(empty_database_url, tmp_path):
-    app = create_app(app_config(tmp_path, DATABASE_URL=empty_database_url), environ={})
+def migrated_app(fresh_database_url, tmp_path):
+    app = create_app(app_config(tmp_path, DATABASE_URL=fresh_database_url), environ={})
     with app.app_context():
         upgrade()
         yield app

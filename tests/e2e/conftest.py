@@ -11,19 +11,6 @@ from tests.e2e.server import VaultServer, flask_cli, vault_environment
 from tests.fake_gemini import FakeGemini
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_database_url(request, tmp_path):
-    """An empty database of each backend, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'server.sqlite3'}"
-        return
-    if not TEST_DATABASE_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url = create_scratch_database("vault_e2e")
-    yield url.render_as_string(hide_password=False)
-    drop_scratch_database(url)
-
-
 @pytest.fixture
 def server_environment(fresh_database_url, tmp_path):
     """The environment of a server whose database has been migrated with `flask db upgrade`."""
