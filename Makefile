@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test lint bench migrate install install-dev clean
+.PHONY: run test lint bench css migrate install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: install-dev
 ## Benchmark the Vault against calling the fake upstream directly (see README).
 bench: install-dev
 	$(BIN)/python -m bench.run
+
+## Rebuild static/css/app.css with the Tailwind CLI (npm); the built file is committed.
+css:
+	npm install --no-audit --no-fund
+	npm run css
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -51,6 +51,9 @@ def init_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), compare_type=True)
     login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
     csrf.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)
@@ -62,8 +65,10 @@ def register_blueprints(app: Flask) -> None:
     from vault import admin, auth, dashboard, health, proxy
     from vault.cli import register_commands
     from vault.errors import register_error_handlers
+    from vault.templating import register_filters
 
     for blueprint in (auth.bp, dashboard.bp, admin.bp, proxy.bp, health.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
+    register_filters(app)

@@ -5,15 +5,16 @@ Plain functions over an explicit SQLAlchemy session; the caller commits.
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.billing import record_signup_credit
 from vault.clock import utcnow
-from vault.errors import Conflict, Forbidden, NotFound, Unauthorized
+from vault.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from vault.models import ApiKey, User
 from vault.security import PasswordHashing, hash_vault_key, mint_vault_key
+from vault.throttle import LoginThrottle
 
 BAD_CREDENTIALS = "Incorrect email or password."
 
@@ -56,6 +57,21 @@ def authenticate(session: Session, email: str, password: str, passwords: Passwor
     return user
 
 
+def authenticate_throttled(session: Session, email: str, password: str, passwords: PasswordHashing,
+                           throttle: LoginThrottle, address: str) -> User:
+    """`authenticate`, refusing with 429 after too many failures for the account or address."""
+    wait = throttle.retry_after(email, address)
+    if wait is not None:
+        raise RateLimited("Too many failed logins; try again later.", retry_after=wait)
+    try:
+        user = authenticate(session, email, password, passwords)
+    except Unauthorized:
+        throttle.failed(email, address)
+        raise
+    throttle.succeeded(email)
+    return user
+
+
 def end_all_sessions(session: Session, user: User) -> None:
     """Invalidate every browser session and access token of `user` at once."""
     session.execute(
@@ -72,6 +88,12 @@ def change_password(
         raise Unauthorized("The current password is not correct.")
     user.password_hash = passwords.hash(new)
     end_all_sessions(session, user)
+
+
+def refuse_self_lockout(actor: User, user: User, active: bool | None = None, admin: bool | None = None) -> None:
+    """An admin may not deactivate themselves or drop their own admin role."""
+    if actor.id == user.id and (active is False or admin is False):
+        raise Forbidden("You cannot deactivate yourself or revoke your own admin role.")
 
 
 def set_user_active(session: Session, user: User, active: bool) -> None:
@@ -140,3 +162,19 @@ def find_usable_api_key(session: Session, plaintext: str) -> ApiKey | None:
     if record is None or record.revoked_at is not None:
         return None
     return record
+
+
+USER_SORTS = {
+    "newest": User.id.desc(), "oldest": User.id.asc(), "email": User.email.asc(),
+    "balance": User.balance_nano.desc(), "spend": User.spend_nano.desc(), "requests": User.request_count.desc(),
+}
+
+
+def search_users(session: Session, text: str, sort: str, page: int, per_page: int) -> tuple[list[User], int]:
+    """A page of users whose email contains `text`, in `sort` order, and the total count."""
+    query = select(User)
+    if text.strip():
+        query = query.where(User.email.contains(text.strip().lower(), autoescape=True))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    ordered = query.order_by(USER_SORTS.get(sort, USER_SORTS["newest"]), User.id.desc())
+    return list(session.scalars(ordered.limit(per_page).offset((page - 1) * per_page))), int(total or 0)

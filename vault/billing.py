@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from vault.errors import Conflict, PaymentRequired
 from vault.metering import Usage
 from vault.models import ApiKey, BalanceAdjustment, ModelPrice, UpstreamKey, UsageRecord, User
+from vault.money import usd_to_nano
 
 PER_MILLION = 1_000_000
 ALIASES = {
@@ -288,6 +290,13 @@ def set_balance(session: Session, user_id: int, admin_id: int, value: int, reaso
     raise Conflict("The balance kept changing; retry.")
 
 
+def recent_adjustments(session: Session, user_id: int, limit: int = 100) -> list[BalanceAdjustment]:
+    """A user's latest balance adjustments, newest first."""
+    query = (select(BalanceAdjustment).where(BalanceAdjustment.user_id == user_id)
+             .order_by(BalanceAdjustment.id.desc()).limit(limit))
+    return list(session.scalars(query))
+
+
 def ledger_balance(session: Session, user_id: int) -> int:
     """A balance recomputed from the ledger: adjustments minus the cost of every request."""
     adjusted = session.scalar(
@@ -297,3 +306,31 @@ def ledger_balance(session: Session, user_id: int) -> int:
         select(func.coalesce(func.sum(UsageRecord.cost_nano), 0)).where(UsageRecord.user_id == user_id)
     )
     return int(adjusted) - int(spent)
+
+
+@dataclass(frozen=True)
+class PriceInput:
+    """Prices as an admin enters them: USD per 1M tokens (cached input defaults to input)."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    tier_threshold: int | None = None
+    input_above: Decimal | None = None
+    output_above: Decimal | None = None
+    cached_input_above: Decimal | None = None
+
+
+def upsert_price(session: Session, model: str, prices: PriceInput) -> ModelPrice:
+    """Create or replace the prices of `model` (a bare model id)."""
+    def nano(value: Decimal | None) -> int | None:
+        return None if value is None else usd_to_nano(value)
+
+    row = session.get(ModelPrice, model) or ModelPrice(model=model)
+    row.input_nano, row.output_nano = nano(prices.input), nano(prices.output)
+    row.cached_nano = nano(prices.cached_input if prices.cached_input is not None else prices.input)
+    row.tier_threshold = prices.tier_threshold
+    row.input_above_nano, row.output_above_nano = nano(prices.input_above), nano(prices.output_above)
+    row.cached_above_nano = nano(prices.cached_input_above)
+    session.add(row)
+    return row

@@ -15,14 +15,15 @@ from vault.money import nano_to_json
 Schema = TypeVar("Schema", bound=BaseModel)
 
 
-def _valid_email(value: str) -> str:
+def valid_email(value: str) -> str:
+    """The normalised (lower-cased) address, or ValueError saying what is wrong with it."""
     try:
         return validate_email(value, check_deliverability=False, globally_deliverable=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from exc
 
 
-Email = Annotated[str, Field(max_length=254), AfterValidator(_valid_email)]
+Email = Annotated[str, Field(max_length=254), AfterValidator(valid_email)]
 Password = Annotated[str, Field(min_length=8, max_length=1024)]
 
 

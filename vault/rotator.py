@@ -165,6 +165,11 @@ class KeyRotator:
             for slot in [slot for slot in self._cooldowns if slot[0] == key_id]:
                 del self._cooldowns[slot]
 
+    def find(self, key_id: int) -> PoolKey | None:
+        """The key with `key_id`, whatever its state."""
+        with self._lock:
+            return next((key for key in self._keys if key.id == key_id), None)
+
     def cooldowns(self) -> dict[tuple[int, str], float]:
         """Cooldowns still running, by (key id, model)."""
         with self._lock:

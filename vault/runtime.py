@@ -12,6 +12,7 @@ from vault.extensions import db
 from vault.meter import HoldPolicy
 from vault.rotator import KeyRotator, RotatorPolicy
 from vault.security import PasswordHashing, SecretBox
+from vault.throttle import LoginThrottle
 from vault.upstream.client import UpstreamClient
 from vault.upstream.health import PoolHealth
 
@@ -28,6 +29,7 @@ class VaultRuntime:
     max_retries: int
     prices: PriceBook
     hold_policy: HoldPolicy
+    login_throttle: LoginThrottle
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
@@ -56,6 +58,7 @@ def init_runtime(app: Flask) -> VaultRuntime:
         max_retries=config["VAULT_UPSTREAM_MAX_RETRIES"],
         prices=PriceBook(session_factory, fallback_price(config), config["VAULT_PRICE_REFRESH_SECONDS"]),
         hold_policy=HoldPolicy(config["VAULT_HOLD_OUTPUT_TOKENS"], config["VAULT_HOLD_FLOOR"]),
+        login_throttle=LoginThrottle(config["VAULT_LOGIN_MAX_FAILURES"], config["VAULT_LOGIN_WINDOW_SECONDS"]),
     )
     app.extensions["vault"] = built
     return built

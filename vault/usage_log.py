@@ -82,3 +82,12 @@ def record_json(record: UsageRecord) -> dict[str, Any]:
         "started_at": isoformat(record.started_at), "finished_at": isoformat(record.finished_at),
         "error": record.error,
     }
+
+
+def totals(session: Session, filters: Filters) -> dict[str, int]:
+    """Requests, errors (status >= 400), tokens and cost of the matching records."""
+    row = session.execute(filters.apply(select(
+        func.count(UsageRecord.id), func.count(UsageRecord.id).filter(UsageRecord.status >= 400),
+        func.coalesce(func.sum(UsageRecord.total_tokens), 0), func.coalesce(func.sum(UsageRecord.cost_nano), 0),
+    ))).one()
+    return {"requests": row[0], "errors": row[1], "tokens": int(row[2]), "cost_nano": int(row[3])}

@@ -10,7 +10,7 @@ from vault.admin import bp
 from vault.admin.billing_api import BalanceBody, change_balance
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
-from vault.errors import Forbidden, NotFound
+from vault.errors import NotFound
 from vault.extensions import csrf, db
 from vault.jsonapi import Body, read_body, user_json
 from vault.models import UpstreamKey, User
@@ -46,8 +46,7 @@ def update_user(user_id: int) -> Response:
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
-    if user.id == require_user().id and (body.is_active is False or body.is_admin is False):
-        raise Forbidden("You cannot deactivate yourself or revoke your own admin role.")
+    accounts.refuse_self_lockout(require_user(), user, body.is_active, body.is_admin)
     if body.is_active is not None:
         accounts.set_user_active(db.session, user, body.is_active)
     if body.is_admin is not None:

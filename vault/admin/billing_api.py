@@ -69,8 +69,7 @@ def show_user(user_id: int) -> Response:
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
-    adjustments = db.session.scalars(select(BalanceAdjustment).where(BalanceAdjustment.user_id == user_id)
-                                     .order_by(BalanceAdjustment.id.desc()).limit(100))
+    adjustments = billing.recent_adjustments(db.session, user_id)
     return jsonify(user_json(user) | {
         "api_keys": [api_key_json(key) for key in user.api_keys],
         "adjustments": [adjustment_json(a) for a in adjustments],
@@ -119,21 +118,10 @@ def put_price(model: str) -> Response:
     name = normalize_model(model)
     if not name:
         raise ValidationFailed(fields={"model": "a model name is required"})
-    row = db.session.get(ModelPrice, name) or ModelPrice(model=name)
-    row.input_nano, row.output_nano = usd_to_nano(body.input), usd_to_nano(body.output)
-    row.cached_nano = usd_to_nano(body.cached_input if body.cached_input is not None else body.input)
-    row.tier_threshold = body.tier_threshold
-    row.input_above_nano = nano_or_none(body.input_above)
-    row.output_above_nano = nano_or_none(body.output_above)
-    row.cached_above_nano = nano_or_none(body.cached_input_above)
-    db.session.add(row)
+    row = billing.upsert_price(db.session, name, billing.PriceInput(**body.model_dump()))
     db.session.commit()
     runtime().prices.refresh()
     return jsonify(price_json(row))
-
-
-def nano_or_none(value: Decimal | None) -> int | None:
-    return None if value is None else usd_to_nano(value)
 
 
 @bp.delete("/api/prices/<model>")

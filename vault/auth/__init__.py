@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from vault.auth import api  # noqa: E402,F401  (routes register themselves on bp)
+from vault.auth import api, views  # noqa: E402,F401  (routes register themselves on bp)

@@ -27,7 +27,7 @@ class PasswordChangeBody(Body):
 
 @bp.post("/auth/users/")
 @csrf.exempt
-def register() -> tuple[Response, int]:
+def api_register() -> tuple[Response, int]:
     """Create an account from `{email, password}`; any other field is ignored."""
     body = read_body(NewAccountBody)
     user = accounts.register_user(
@@ -43,7 +43,9 @@ def register() -> tuple[Response, int]:
 def issue_token() -> Response:
     """Exchange credentials (OAuth2 password form or JSON) for a bearer token."""
     email, password = read_credentials()
-    user = accounts.authenticate(db.session, email, password, runtime().passwords)
+    vault = runtime()
+    user = accounts.authenticate_throttled(db.session, email, password, vault.passwords, vault.login_throttle,
+                                           request.remote_addr or "")
     db.session.commit()
     ttl = current_app.config["VAULT_TOKEN_TTL_SECONDS"]
     token = issue_access_token(user.id, user.session_version, current_app.config["SECRET_KEY"], ttl)
@@ -90,7 +92,7 @@ def logout_everywhere() -> tuple[str, int]:
 
 @bp.post("/auth/users/me/password")
 @csrf.exempt
-def change_password() -> tuple[str, int]:
+def api_change_password() -> tuple[str, int]:
     """Change the caller's password; every existing session and token ends."""
     user = require_user()
     body = read_body(PasswordChangeBody)

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from vault.dashboard import api  # noqa: E402,F401  (routes register themselves on bp)
+from vault.dashboard import api, views  # noqa: E402,F401  (routes register themselves on bp)

@@ -18,7 +18,7 @@ class NewKeyBody(Body):
 
 @bp.post("/api-keys/")
 @csrf.exempt
-def create_key() -> tuple[Response, int]:
+def api_create_key() -> tuple[Response, int]:
     """Mint a key; the response is the only time the full key is shown."""
     user = require_user()
     body = read_body(NewKeyBody, allow_empty=True)
@@ -28,7 +28,7 @@ def create_key() -> tuple[Response, int]:
 
 
 @bp.get("/api-keys/")
-def list_keys() -> Response:
+def api_list_keys() -> Response:
     """The caller's keys with usage; never the keys themselves."""
     user = require_user()
     return jsonify([api_key_json(key) for key in accounts.list_api_keys(db.session, user)])
@@ -36,7 +36,7 @@ def list_keys() -> Response:
 
 @bp.delete("/api-keys/<int:key_id>")
 @csrf.exempt
-def revoke_key(key_id: int) -> tuple[str, int]:
+def api_revoke_key(key_id: int) -> tuple[str, int]:
     """Revoke one of the caller's keys; it stops working at once."""
     user = require_user()
     accounts.revoke_api_key(db.session, user, key_id)

@@ -117,3 +117,12 @@ def give_up(failures: list[Classification], retry_after: float | None, none_left
     if last.timed_out:
         return UpstreamTimeout("The upstream did not answer in time.")
     return UpstreamFailed("The upstream failed on every key tried.")
+
+
+def check_key(key: PoolKey, client: UpstreamClient, health: PoolHealth) -> Classification:
+    """One cheap upstream call with `key` (list one model), recorded like any other."""
+    probe = UpstreamRequest(method="GET", path="/v1beta/models", query=[("pageSize", "1")], headers={}, body=b"",
+                            bearer_auth=False, model="", streaming=False, dialect="google")
+    _answer, outcome = try_key(probe, client, key)
+    health.record(key, "", outcome)
+    return outcome

@@ -93,6 +93,11 @@ class PoolHealth:
             values |= self._count_failure(key, outcome)
         self._persist(key.id, values, model, cooldown, outcome.summary)
 
+    def key(self, key_id: int) -> PoolKey | None:
+        """The pooled key with `key_id` as the rotator knows it (after a fresh read)."""
+        self.refresh(force=True)
+        return self.rotator.find(key_id)
+
     def _cool_down(self, key: PoolKey, model: str, outcome: Classification, now: float) -> float:
         until = epoch(next_daily_reset(from_epoch(now))) if outcome.daily_quota else None
         ends = self.rotator.rate_limited(key.id, model, outcome.retry_after, until)

@@ -1,0 +1,50 @@
+"""Forms of the admin pages."""
+
+from flask_wtf import FlaskForm
+from wtforms import DecimalField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+
+
+class BalanceForm(FlaskForm):
+    mode = RadioField("Change", choices=[("add", "Add to balance"), ("set", "Set balance to")], default="add",
+                      validators=[InputRequired()])
+    amount = DecimalField("Amount (USD)", places=None, validators=[InputRequired(), NumberRange(-1_000_000, 1_000_000)])
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=255)],
+                         description="Kept in the ledger with your name, e.g. “invoice 1042”.")
+
+
+class AddKeysForm(FlaskForm):
+    keys = TextAreaField("Gemini API keys", validators=[DataRequired(), Length(max=200_000)],
+                         description="Paste one or more keys, one per line (commas and spaces work too).")
+
+    def key_list(self) -> list[str]:
+        return [key for key in self.keys.data.replace(",", " ").split() if key]
+
+
+PRICE = [Optional(), NumberRange(0, 100_000)]
+
+
+class PriceForm(FlaskForm):
+    model = StringField("Model", validators=[DataRequired(), Length(max=128), Regexp(r"^[A-Za-z0-9._\-]+$",
+                                                                                   message="A bare model id.")])
+    input = DecimalField("Input", places=None, validators=[InputRequired(), NumberRange(0, 100_000)])
+    output = DecimalField("Output", places=None, validators=[InputRequired(), NumberRange(0, 100_000)])
+    cached_input = DecimalField("Cached input", places=None, validators=PRICE)
+    tier_threshold = IntegerField("Higher tier above (prompt tokens)", validators=[Optional(), NumberRange(1, 10**9)])
+    input_above = DecimalField("Input above", places=None, validators=PRICE)
+    output_above = DecimalField("Output above", places=None, validators=PRICE)
+    cached_input_above = DecimalField("Cached above", places=None, validators=PRICE)
+
+
+class UsageFilterForm(FlaskForm):
+    """Filters read from the query string (a GET form: no CSRF needed)."""
+
+    class Meta:
+        csrf = False
+
+    user = StringField("User (email or id)", validators=[Optional(), Length(max=254)])
+    key = IntegerField("Key id", validators=[Optional(), NumberRange(1)])
+    model = StringField("Model", validators=[Optional(), Length(max=128)])
+    status = IntegerField("Status", validators=[Optional(), NumberRange(100, 599)])
+    since = StringField("From (date)", validators=[Optional(), Length(max=32)])
+    until = StringField("Until (date)", validators=[Optional(), Length(max=32)])

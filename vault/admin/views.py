@@ -1,0 +1,301 @@
+"""Admin pages: overview, users and balances, the key pool, prices, the usage log."""
+
+import csv
+import io
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+
+from vault import accounts, billing, pool, usage_log
+from vault.admin import bp
+from vault.admin.forms import AddKeysForm, BalanceForm, PriceForm, UsageFilterForm
+from vault.charts import daily_bars
+from vault.clock import utcnow
+from vault.errors import BadRequest, NotFound, VaultError
+from vault.extensions import db
+from vault.forms import ActionForm
+from vault.models import ModelPrice, UpstreamKeyState, User
+from vault.money import usd_to_nano
+from vault.proxy.dialects import normalize_model
+from vault.runtime import runtime
+from vault.templating import number, usd
+from vault.upstream.failover import check_key
+
+PER_PAGE = 25
+
+
+def require_action() -> None:
+    """Every button posts a CSRF token; an expired one is a clear 400."""
+    if not ActionForm().validate_on_submit():
+        raise BadRequest("The form expired; reload the page and try again.")
+
+
+def find_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+@bp.get("/")
+def overview() -> str:
+    """Requests, errors, tokens and spend, and the pool at a glance."""
+    now, today = utcnow(), utcnow().date()
+    periods = {label: usage_log.totals(db.session, usage_log.Filters(since=now - delta))
+               for label, delta in (("Last 24 hours", timedelta(days=1)), ("Last 7 days", timedelta(days=7)))}
+    since = datetime.combine(today - timedelta(days=13), time.min, UTC)
+    daily = usage_log.by_day_and_model(db.session, usage_log.Filters(since=since))
+    spend_rows = [{"day": row["day"], "cost_nano": round(row["cost"] * 10**9)} for row in daily]
+    keys = pool.list_upstream_keys(db.session)
+    return render_template(
+        "admin/overview.html", periods=periods, keys=keys, now=now,
+        requests_chart=daily_bars(daily, today, 14, "requests", lambda v: f"{number(v)} requests"),
+        spend_chart=daily_bars(spend_rows, today, 14, "cost_nano", usd),
+        pool_counts=pool_counts(keys, now),
+    )
+
+
+def pool_counts(keys, now: datetime) -> dict[str, int]:
+    counts = {"active": 0, "cooling": 0, "disabled": 0}
+    for key in keys:
+        if key.state is UpstreamKeyState.DISABLED:
+            counts["disabled"] += 1
+        elif any(cooldown.until > now for cooldown in key.cooldowns):
+            counts["cooling"] += 1
+        else:
+            counts["active"] += 1
+    return counts
+
+
+@bp.get("/users")
+def users() -> str:
+    """Users: search by email, sort, paginate."""
+    text, sort = request.args.get("q", "")[:254], request.args.get("sort", "newest")
+    page = max(request.args.get("page", 1, type=int), 1)
+    found, total = accounts.search_users(db.session, text, sort, page, PER_PAGE)
+    return render_template("admin/users.html", users=found, total=total, page=page, per_page=PER_PAGE, q=text,
+                           sort=sort, sorts=list(accounts.USER_SORTS))
+
+
+@bp.get("/users/<int:user_id>")
+def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
+    user = find_user(user_id)
+    recent, total = usage_log.page(db.session, usage_log.Filters(user_id=user.id), 1, 20)
+    adjustments = billing.recent_adjustments(db.session, user.id)
+    return render_template("admin/user.html", user=user, recent=recent, total=total, adjustments=adjustments,
+                           balance_form=balance_form or BalanceForm(formdata=None), action_form=ActionForm(),
+                           keys=accounts.list_api_keys(db.session, user))
+
+
+@bp.post("/users/<int:user_id>/balance")
+def user_balance(user_id: int):
+    user = find_user(user_id)
+    form = BalanceForm()
+    if not form.validate_on_submit():
+        return user_detail(user_id, balance_form=form), 400
+    admin_id, reason, amount = current_user.id, form.reason.data.strip(), form.amount.data
+    if form.mode.data == "set":
+        billing.set_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+    else:
+        billing.add_to_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+    db.session.commit()
+    flash(f"Balance of {user.email} updated.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/active")
+def user_active(user_id: int):
+    require_action()
+    user = find_user(user_id)
+    active = request.form.get("value") == "on"
+    accounts.refuse_self_lockout(current_user, user, active=active)
+    accounts.set_user_active(db.session, user, active)
+    db.session.commit()
+    flash(f"{user.email} is now {'active' if active else 'deactivated; their keys and sessions stop working'}.",
+          "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/admin")
+def user_role(user_id: int):
+    require_action()
+    user = find_user(user_id)
+    make_admin = request.form.get("value") == "on"
+    accounts.refuse_self_lockout(current_user, user, admin=make_admin)
+    user.is_admin = make_admin
+    db.session.commit()
+    flash(f"{user.email} {'is now an admin' if make_admin else 'is no longer an admin'}.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.get("/keys")
+def pool_page(form: AddKeysForm | None = None) -> str:
+    keys = pool.list_upstream_keys(db.session)
+    return render_template("admin/pool.html", keys=keys, form=form or AddKeysForm(formdata=None),
+                           action_form=ActionForm(), now=utcnow())
+
+
+@bp.post("/keys")
+def pool_add():
+    form = AddKeysForm()
+    if not form.validate_on_submit():
+        return pool_page(form), 400
+    try:
+        results = pool.add_upstream_keys(db.session, form.key_list(), runtime().secret_box)
+    except VaultError as exc:
+        form.keys.errors.append(exc.message)
+        return pool_page(form), 400
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    added = sum(result.created for result in results)
+    flash(f"Added {added} key(s); {len(results) - added} already in the pool.", "success")
+    return redirect(url_for("admin.pool_page"))
+
+
+@bp.post("/keys/<int:key_id>/state")
+def pool_state(key_id: int):
+    require_action()
+    key = pool.find_upstream_key(db.session, key_id)
+    pool.set_upstream_key_state(db.session, key, request.form.get("value") == "on")
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    flash(f"Key {key.masked} is now {key.state.value}.", "success")
+    return redirect(url_for("admin.pool_page"))
+
+
+@bp.post("/keys/<int:key_id>/delete")
+def pool_delete(key_id: int):
+    require_action()
+    key = pool.find_upstream_key(db.session, key_id)
+    masked = key.masked
+    db.session.delete(key)
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    flash(f"Key {masked} was removed from the pool.", "success")
+    return redirect(url_for("admin.pool_page"))
+
+
+@bp.post("/keys/<int:key_id>/check")
+def pool_check(key_id: int):
+    """One cheap upstream call with this key; the result lands in its health."""
+    require_action()
+    vault = runtime()
+    key = vault.health.key(pool.find_upstream_key(db.session, key_id).id)
+    outcome = check_key(key, vault.upstream, vault.health)
+    verdict = "works" if outcome.verdict.value == "ok" else f"failed: {outcome.summary}"
+    flash(f"Key {key.masked} {verdict}.", "success" if outcome.verdict.value == "ok" else "error")
+    return redirect(url_for("admin.pool_page"))
+
+
+@bp.get("/prices")
+def prices(form: PriceForm | None = None) -> str:
+    rows = db.session.scalars(db.select(ModelPrice).order_by(ModelPrice.model)).all()
+    return render_template("admin/prices.html", rows=rows, form=form or PriceForm(formdata=None),
+                           action_form=ActionForm(), fallback=runtime().prices.fallback.base)
+
+
+@bp.post("/prices")
+def price_save():
+    form = PriceForm()
+    if not form.validate_on_submit():
+        return prices(form), 400
+    fields = {name: form[name].data for name in ("input", "output", "cached_input", "tier_threshold",
+                                                 "input_above", "output_above", "cached_input_above")}
+    model = normalize_model(form.model.data)
+    billing.upsert_price(db.session, model, billing.PriceInput(**fields))
+    db.session.commit()
+    runtime().prices.refresh()
+    flash(f"Prices of {model} saved.", "success")
+    return redirect(url_for("admin.prices"))
+
+
+@bp.post("/prices/<model>/delete")
+def price_delete(model: str):
+    require_action()
+    row = db.session.get(ModelPrice, model)
+    if row is None:
+        raise NotFound("No price for this model.")
+    db.session.delete(row)
+    db.session.commit()
+    runtime().prices.refresh()
+    flash(f"Prices of {model} removed; it now pays the fallback price.", "success")
+    return redirect(url_for("admin.prices"))
+
+
+def usage_filters(form: UsageFilterForm) -> usage_log.Filters:
+    """Filters from the form; an unknown user or an unreadable date is a 400 next to the field."""
+    user_id = None
+    if form.user.data:
+        text = form.user.data.strip()
+        user = db.session.get(User, int(text)) if text.isdigit() else accounts.find_user_by_email(db.session, text)
+        if user is None:
+            form.user.errors.append("No such user.")
+            raise BadRequest("Unknown user.")
+        user_id = user.id
+    return usage_log.Filters(user_id=user_id, api_key_id=form.key.data, model=form.model.data or None,
+                             status=form.status.data, since=read_day(form.since), until=read_day(form.until, 1))
+
+
+def read_day(field, extra_days: int = 0) -> datetime | None:
+    if not field.data:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(field.data.strip()) + timedelta(days=extra_days), time.min, UTC)
+    except ValueError:
+        field.errors.append("Use a date like 2026-11-25.")
+        raise BadRequest("Unreadable date.") from None
+
+
+def usage_form() -> tuple[UsageFilterForm, usage_log.Filters | None]:
+    form = UsageFilterForm(formdata=MultiDict(request.args))
+    if not form.validate():
+        return form, None
+    try:
+        return form, usage_filters(form)
+    except BadRequest:
+        return form, None
+
+
+@bp.get("/usage")
+def usage() -> tuple[str, int]:
+    form, filters = usage_form()
+    page = max(request.args.get("page", 1, type=int), 1)
+    records, total = usage_log.page(db.session, filters, page, 50) if filters else ([], 0)
+    user_ids = {record.user_id for record in records}
+    emails = {user.id: user.email for user in db.session.scalars(db.select(User).where(User.id.in_(user_ids)))}
+    return render_template("admin/usage.html", form=form, records=records, total=total, page=page, per_page=50,
+                           emails=emails), 200 if filters else 400
+
+
+CSV_COLUMNS = ["started_at", "request_id", "user_id", "api_key_id", "upstream_key_id", "endpoint", "model", "status",
+               "streamed", "ending", "prompt_tokens", "cached_tokens", "output_tokens", "thoughts_tokens",
+               "total_tokens", "cost_usd", "first_byte_ms", "total_ms", "error"]
+
+
+def csv_safe(value):
+    """Text a spreadsheet will not run as a formula (model names come from clients)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@bp.get("/usage.csv")
+def usage_csv() -> Response:
+    """The filtered usage log as CSV (up to 100,000 rows)."""
+    form, filters = usage_form()
+    if filters is None:
+        raise BadRequest("Fix the filters first: " + "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
+    records, _ = usage_log.page(db.session, filters, 1, 100_000)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        row = usage_log.record_json(record)
+        values = [row["started_at"], *(row[c] for c in CSV_COLUMNS[1:15]), row["cost"], row["first_byte_ms"],
+                  row["total_ms"], row["error"] or ""]
+        writer.writerow([csv_safe(value) for value in values])
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="usage-{stamp}.csv"'})
