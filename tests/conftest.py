@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
+from flask import g
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import URL
 
+from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401  (a fixture, used by name)
 from vault import create_app
 from vault.accounts import create_api_key
 from vault.extensions import db
@@ -107,6 +109,15 @@ def app_config(tmp_path, **overrides) -> dict:
 def app(database_url: str, tmp_path) -> Iterator:
     """The real app on a clean database, with an app context pushed."""
     app = create_app(app_config(tmp_path, DATABASE_URL=database_url), environ={})
+
+    @app.before_request
+    def fresh_g() -> None:
+        # Requests reuse the app context this fixture pushes, and with it `g`, where
+        # Flask-Login caches the user and Flask-WTF the CSRF token; each request must
+        # start with its own, as in production.
+        for name in list(g):
+            g.pop(name)
+
     with app.app_context():
         db.create_all()
         yield app

@@ -22,11 +22,11 @@ class AddKeysForm(FlaskForm):
 
 
 PRICE = [Optional(), NumberRange(0, 100_000)]
+MODEL_ID = Regexp(r"^(models/)?[A-Za-z0-9._\-]+$", message="A model id such as gemini-2.5-flash.")
 
 
 class PriceForm(FlaskForm):
-    model = StringField("Model", validators=[DataRequired(), Length(max=128), Regexp(r"^[A-Za-z0-9._\-]+$",
-                                                                                   message="A bare model id.")])
+    model = StringField("Model", validators=[DataRequired(), Length(max=128), MODEL_ID])
     input = DecimalField("Input", places=None, validators=[InputRequired(), NumberRange(0, 100_000)])
     output = DecimalField("Output", places=None, validators=[InputRequired(), NumberRange(0, 100_000)])
     cached_input = DecimalField("Cached input", places=None, validators=PRICE)

@@ -6,6 +6,8 @@ from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from vault.jsonapi import valid_email
 
+LENGTH = "Use at least 8 characters (and at most 1024)."
+
 
 def email_address(_form, field) -> None:
     """The same email rules as the JSON API."""
@@ -17,7 +19,7 @@ def email_address(_form, field) -> None:
 
 class RegisterForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254), email_address])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024, message=LENGTH)])
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")])
 
 
@@ -29,6 +31,6 @@ class LoginForm(FlaskForm):
 
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=1024)])
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=1024, message=LENGTH)])
     confirm = PasswordField("Repeat new password",
                             validators=[DataRequired(), EqualTo("new_password", "Passwords differ.")])
