@@ -7,15 +7,14 @@ end) whose tables are emptied after each test. In CI (`CI` set) a missing
 """
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
 from flask import g
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.engine import URL
 
+from tests.databases import TEST_DATABASE_URL, TEST_REDIS_URL, create_scratch_database, drop_scratch_database
+from tests.e2e.stacks import own_stack, session_fake, shared_stack, stack  # noqa: F401  (fixtures, used by name)
 from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401  (a fixture, used by name)
 from vault import create_app
 from vault.accounts import create_api_key
@@ -25,8 +24,6 @@ from vault.money import usd_to_nano
 from vault.runtime import runtime
 from vault.security import issue_access_token
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
 DEFAULT_PASSWORD = "correct horse battery"
@@ -35,31 +32,6 @@ DEFAULT_PASSWORD = "correct horse battery"
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("CI") and not (TEST_DATABASE_URL and TEST_REDIS_URL):
         raise pytest.UsageError("CI must set TEST_DATABASE_URL and TEST_REDIS_URL")
-
-
-def postgres_admin_url() -> URL:
-    """TEST_DATABASE_URL as a psycopg 3 SQLAlchemy URL."""
-    url = make_url(TEST_DATABASE_URL)
-    return url.set(drivername="postgresql+psycopg")
-
-
-def create_scratch_database(prefix: str) -> URL:
-    """Create an empty PostgreSQL database for this run and return its URL."""
-    admin_url = postgres_admin_url()
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return admin_url.set(database=name)
-
-
-def drop_scratch_database(url: URL) -> None:
-    """Drop a database made by `create_scratch_database`, closing its connections."""
-    engine = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
