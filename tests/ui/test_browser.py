@@ -59,6 +59,12 @@ def test_user_journey(own_stack, page):
     page.get_by_label("Repeat password").fill("a long password")
     page.get_by_role("button", name="Create account").click()
     assert page.get_by_text("Welcome to Gemini-Vault!").is_visible()
+    page.get_by_role("button", name="Log out").click()
+    assert page.get_by_text("You are logged out").is_visible()
+    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_label("Password").fill("a long password")
+    page.get_by_role("button", name="Log in").click()
+    assert page.url.endswith("/dashboard")
 
     page.get_by_label("Key name").fill("laptop")
     page.get_by_role("button", name="Create key").click()
