@@ -82,13 +82,14 @@ def app(database_url: str, tmp_path) -> Iterator:
     """The real app on a clean database, with an app context pushed."""
     app = create_app(app_config(tmp_path, DATABASE_URL=database_url), environ={})
 
-    @app.before_request
     def fresh_g() -> None:
         # Requests reuse the app context this fixture pushes, and with it `g`, where
         # Flask-Login caches the user and Flask-WTF the CSRF token; each request must
         # start with its own, as in production.
         for name in list(g):
             g.pop(name)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, fresh_g)
 
     with app.app_context():
         db.create_all()

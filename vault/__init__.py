@@ -65,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
     from vault import admin, auth, dashboard, health, proxy
     from vault.cli import register_commands
     from vault.errors import register_error_handlers
+    from vault.observability import install_request_ids
     from vault.templating import register_filters
 
     for blueprint in (auth.bp, dashboard.bp, admin.bp, proxy.bp, health.bp):
@@ -72,3 +73,4 @@ def register_blueprints(app: Flask) -> None:
     register_error_handlers(app)
     register_commands(app)
     register_filters(app)
+    install_request_ids(app)

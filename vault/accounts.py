@@ -13,8 +13,8 @@ from vault.billing import record_signup_credit
 from vault.clock import utcnow
 from vault.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from vault.models import ApiKey, User
+from vault.ratelimit import LoginThrottle
 from vault.security import PasswordHashing, hash_vault_key, mint_vault_key
-from vault.throttle import LoginThrottle
 
 BAD_CREDENTIALS = "Incorrect email or password."
 

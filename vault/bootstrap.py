@@ -8,7 +8,7 @@ import logging
 
 from flask import Flask
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from vault import accounts, pool
 from vault.config import ConfigError
@@ -24,7 +24,13 @@ def bootstrap(app: Flask) -> None:
     """Create the configured admin if absent and add the configured upstream keys."""
     config = app.config
     with app.app_context():
-        if not inspect(db.engine).has_table("users"):
+        try:
+            ready = inspect(db.engine).has_table("users")
+        except OperationalError as exc:
+            # Start anyway: requests fail closed with 503 until the database is back.
+            log.warning("bootstrap skipped: the database is unreachable (%s)", type(exc).__name__)
+            return
+        if not ready:
             log.info("bootstrap skipped: the database has no tables yet (run 'flask db upgrade')")
             return
         if config["VAULT_ADMIN_EMAIL"] or config["VAULT_ADMIN_PASSWORD"]:

@@ -66,6 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_ENCRYPTION_KEY", str, None, "Fernet key(s) encrypting upstream keys"),
     Setting("DATABASE_URL", str, None, "SQLAlchemy URL; default SQLite in the instance folder"),
     Setting("REDIS_URL", str, None, "optional shared state across workers and hosts"),
+    Setting("VAULT_REDIS_PREFIX", str, "vault:", "prefix of every Redis key (several Vaults can share one Redis)"),
+    Setting("VAULT_RATE_LIMIT_RPM", int, 0, "requests per minute per Vault key unless set on the key; 0 = none"),
     Setting("GEMINI_BASE_URL", str, DEFAULT_GEMINI_BASE_URL, "upstream base URL"),
     Setting("GEMINI_API_KEYS", parse_list, (), "upstream keys added to the pool at start"),
     Setting("VAULT_ADMIN_EMAIL", str, None, "bootstrap admin created at start if absent"),

@@ -11,6 +11,7 @@ import traceback
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from vault.extensions import db
@@ -205,6 +206,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException) -> Response:
         return render_error(from_http_exception(exc))
+
+    @app.errorhandler(SQLAlchemyError)
+    def handle_database_error(exc: SQLAlchemyError) -> Response:
+        # Fail closed: without the database nothing can be authenticated or metered.
+        db.session.rollback()
+        log.error("database unavailable: %s at %s %s", type(exc).__name__, request.method, request.path)
+        return render_error(ServiceUnavailable("The database is unavailable; retry shortly.", retry_after=5))
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:

@@ -111,4 +111,5 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         "total_tokens": key.total_tokens,
         "spend": nano_to_json(key.spend_nano),
         "spend_nano_usd": key.spend_nano,
+        "rate_limit_rpm": key.rate_limit_rpm,
     }

@@ -32,11 +32,12 @@ class Meter:
     """Meters one proxied request for `user_id` on Vault key `api_key_id`."""
 
     def __init__(self, session_factory: Callable[[], Session], prices: billing.PriceBook, policy: HoldPolicy,
-                 user_id: int, api_key_id: int, endpoint: str):
+                 user_id: int, api_key_id: int, endpoint: str, request_id: str | None = None,
+                 observe: Callable[[billing.Settlement], None] | None = None):
         self._sessions = session_factory
         self._prices = prices
         self._policy = policy
-        self.request_id = uuid.uuid4().hex
+        self.request_id = request_id or uuid.uuid4().hex
         self.user_id, self.api_key_id, self.endpoint = user_id, api_key_id, endpoint
         self.model, self.streamed = "", False
         self.price = billing.FREE
@@ -45,6 +46,7 @@ class Meter:
         self._started = time.perf_counter()
         self._first_byte_ms: int | None = None
         self._settled = False
+        self._observe = observe
 
     def describe(self, model: str, streamed: bool) -> None:
         """Name the model and the kind of answer once the request has been read."""
@@ -80,6 +82,8 @@ class Meter:
             upstream_key_id=upstream_key_id, priced_model=self.price.model, usage=usage, rates=rates,
             cost=billing.cost_nano(usage, rates), hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
         )
+        if self._observe is not None:
+            self._observe(entry)
         try:
             with self._sessions() as session:
                 billing.settle(session, entry)

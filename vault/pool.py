@@ -6,6 +6,7 @@ durable rows.
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -81,3 +82,16 @@ def find_upstream_key(session: Session, key_id: int) -> UpstreamKey:
     if key is None:
         raise NotFound("No such upstream key.")
     return key
+
+
+def count_by_state(keys: list[UpstreamKey], now: datetime) -> dict[str, int]:
+    """How many keys are active, cooling down for some model, or disabled."""
+    counts = {"active": 0, "cooling": 0, "disabled": 0}
+    for key in keys:
+        if key.state is UpstreamKeyState.DISABLED:
+            counts["disabled"] += 1
+        elif any(cooldown.until > now for cooldown in key.cooldowns):
+            counts["cooling"] += 1
+        else:
+            counts["active"] += 1
+    return counts

@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from vault.billing import Price, PriceBook, Rates
 from vault.extensions import db
 from vault.meter import HoldPolicy
+from vault.observability import Metrics
+from vault.ratelimit import Limiter, LoginThrottle
+from vault.redis_state import SharedKeyRotator, connect
 from vault.rotator import KeyRotator, RotatorPolicy
 from vault.security import PasswordHashing, SecretBox
-from vault.throttle import LoginThrottle
 from vault.upstream.client import UpstreamClient
 from vault.upstream.health import PoolHealth
 
@@ -30,6 +32,9 @@ class VaultRuntime:
     prices: PriceBook
     hold_policy: HoldPolicy
     login_throttle: LoginThrottle
+    limiter: Limiter
+    default_rpm: int
+    metrics: Metrics
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
@@ -42,6 +47,11 @@ def init_runtime(app: Flask) -> VaultRuntime:
         cooldown_base=config["VAULT_COOLDOWN_BASE_SECONDS"], cooldown_max=config["VAULT_COOLDOWN_MAX_SECONDS"],
         max_failures=config["VAULT_KEY_MAX_FAILURES"], disable_seconds=config["VAULT_KEY_DISABLE_SECONDS"],
     )
+    prefix = config["VAULT_REDIS_PREFIX"]
+    redis_url = config["REDIS_URL"]
+    rotator = SharedKeyRotator(connect(redis_url), policy, prefix=prefix + "pool:") if redis_url else KeyRotator(policy)
+    limiter = Limiter(redis_url, prefix + "limits:")
+    metrics = Metrics()
     built = VaultRuntime(
         passwords=PasswordHashing(
             time_cost=config["VAULT_ARGON2_TIME_COST"],
@@ -54,11 +64,16 @@ def init_runtime(app: Flask) -> VaultRuntime:
             config["GEMINI_BASE_URL"], config["VAULT_UPSTREAM_CONNECT_TIMEOUT"],
             config["VAULT_UPSTREAM_READ_TIMEOUT"], config["VAULT_UPSTREAM_POOL_SIZE"],
         ),
-        health=PoolHealth(KeyRotator(policy), session_factory, box, config["VAULT_POOL_REFRESH_SECONDS"]),
+        health=PoolHealth(rotator, session_factory, box, config["VAULT_POOL_REFRESH_SECONDS"],
+                          on_attempt=lambda verdict: metrics.attempts.labels(verdict).inc(),
+                          on_failover=metrics.failovers.inc),
         max_retries=config["VAULT_UPSTREAM_MAX_RETRIES"],
         prices=PriceBook(session_factory, fallback_price(config), config["VAULT_PRICE_REFRESH_SECONDS"]),
         hold_policy=HoldPolicy(config["VAULT_HOLD_OUTPUT_TOKENS"], config["VAULT_HOLD_FLOOR"]),
-        login_throttle=LoginThrottle(config["VAULT_LOGIN_MAX_FAILURES"], config["VAULT_LOGIN_WINDOW_SECONDS"]),
+        login_throttle=LoginThrottle(limiter, config["VAULT_LOGIN_MAX_FAILURES"], config["VAULT_LOGIN_WINDOW_SECONDS"]),
+        limiter=limiter,
+        default_rpm=config["VAULT_RATE_LIMIT_RPM"],
+        metrics=metrics,
     )
     app.extensions["vault"] = built
     return built

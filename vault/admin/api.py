@@ -12,13 +12,30 @@ from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
 from vault.errors import NotFound
 from vault.extensions import csrf, db
-from vault.jsonapi import Body, read_body, user_json
-from vault.models import UpstreamKey, User
+from vault.jsonapi import Body, api_key_json, read_body, user_json
+from vault.models import ApiKey, UpstreamKey, User
 from vault.runtime import runtime
 
 
 class AddKeysBody(Body):
     keys: Annotated[list[str], Field(min_length=1, max_length=1000)]
+
+
+class PatchApiKeyBody(Body):
+    rate_limit_rpm: Annotated[int, Field(ge=0, le=1_000_000)] | None
+
+
+@bp.patch("/api/api-keys/<int:key_id>")
+@csrf.exempt
+def update_api_key(key_id: int) -> Response:
+    """Set a Vault key's requests-per-minute limit (0 = unlimited, null = the global default)."""
+    body = read_body(PatchApiKeyBody)
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("No such API key.")
+    key.rate_limit_rpm = body.rate_limit_rpm
+    db.session.commit()
+    return jsonify(api_key_json(key))
 
 
 class PatchKeyBody(Body):
@@ -109,7 +126,8 @@ def update_upstream_key(key_id: int) -> Response:
     if body.label is not None:
         key.label = body.label.strip()
     db.session.commit()
-    runtime().health.refresh(force=True)
+    if body.state is not None:
+        runtime().health.set_enabled(key.id, body.state == "active")
     return jsonify(upstream_key_json(key))
 
 

@@ -16,7 +16,7 @@ from vault.clock import utcnow
 from vault.errors import BadRequest, NotFound, VaultError
 from vault.extensions import db
 from vault.forms import ActionForm
-from vault.models import ModelPrice, UpstreamKeyState, User
+from vault.models import ModelPrice, User
 from vault.money import usd_to_nano
 from vault.proxy.dialects import normalize_model
 from vault.runtime import runtime
@@ -53,20 +53,8 @@ def overview() -> str:
         "admin/overview.html", periods=periods, keys=keys, now=now,
         requests_chart=daily_bars(daily, today, 14, "requests", lambda v: f"{number(v)} requests"),
         spend_chart=daily_bars(spend_rows, today, 14, "cost_nano", usd),
-        pool_counts=pool_counts(keys, now),
+        pool_counts=pool.count_by_state(keys, now),
     )
-
-
-def pool_counts(keys, now: datetime) -> dict[str, int]:
-    counts = {"active": 0, "cooling": 0, "disabled": 0}
-    for key in keys:
-        if key.state is UpstreamKeyState.DISABLED:
-            counts["disabled"] += 1
-        elif any(cooldown.until > now for cooldown in key.cooldowns):
-            counts["cooling"] += 1
-        else:
-            counts["active"] += 1
-    return counts
 
 
 @bp.get("/users")
@@ -158,9 +146,10 @@ def pool_add():
 def pool_state(key_id: int):
     require_action()
     key = pool.find_upstream_key(db.session, key_id)
-    pool.set_upstream_key_state(db.session, key, request.form.get("value") == "on")
+    enabled = request.form.get("value") == "on"
+    pool.set_upstream_key_state(db.session, key, enabled)
     db.session.commit()
-    runtime().health.refresh(force=True)
+    runtime().health.set_enabled(key.id, enabled)
     flash(f"Key {key.masked} is now {key.state.value}.", "success")
     return redirect(url_for("admin.pool_page"))
 

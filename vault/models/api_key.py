@@ -31,6 +31,7 @@ class ApiKey(db.Model):
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     spend_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    rate_limit_rpm: Mapped[int | None] = mapped_column()  # None: the global default applies
 
     owner = relationship("User", back_populates="api_keys")
 

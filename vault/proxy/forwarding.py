@@ -8,7 +8,7 @@ callback), so the client never waits on the ledger write.
 import json
 from collections.abc import Callable
 
-from flask import Response, request
+from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from vault.errors import VaultError
@@ -17,6 +17,7 @@ from vault.meter import Meter
 from vault.metering import NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, from_body
 from vault.proxy.dialects import normalize_model, stream_error_event
 from vault.proxy.keys import Caller, authenticate, presented_vault_key
+from vault.ratelimit import enforce_key_limit
 from vault.runtime import VaultRuntime, runtime
 from vault.upstream.client import UpstreamRequest, forwardable_headers, relayable_headers
 from vault.upstream.failover import Answer, forward
@@ -34,8 +35,11 @@ def proxy(endpoint: str, build: Callable[[], UpstreamRequest]) -> Response:
     """Serve one proxied call: `build` reads the request into its upstream form."""
     caller = authenticate_caller()
     vault = runtime()
-    meter = Meter(vault.session_factory, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id, endpoint)
+    meter = Meter(vault.session_factory, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id, endpoint,
+                  request_id=g.request_id, observe=lambda entry: observe(vault, entry))
     try:
+        limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
+        enforce_key_limit(vault.limiter, caller.api_key_id, limit)
         upstream_request = build()
         meter.describe(upstream_request.model, upstream_request.streaming)
         meter.reserve(upstream_request.body)
@@ -52,9 +56,16 @@ def proxy(endpoint: str, build: Callable[[], UpstreamRequest]) -> Response:
     return respond(answer, upstream_request, meter, vault)
 
 
+def observe(vault: VaultRuntime, entry) -> None:
+    """Count a finished request in the metrics."""
+    first_byte = None if entry.first_byte_ms is None else entry.first_byte_ms / 1000
+    vault.metrics.request_finished(entry.endpoint, entry.priced_model, entry.status, entry.total_ms / 1000,
+                                   first_byte, entry.usage.prompt + entry.usage.tool_prompt, entry.usage.output)
+
+
 def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter, vault: VaultRuntime) -> Response:
     """The client's response; settlement runs when the response is closed."""
-    headers = relayable_headers(answer.headers) | {"X-Vault-Request-Id": meter.request_id}
+    headers = relayable_headers(answer.headers)
     key_id = answer.key.id
     if answer.response is None:
         meter.first_byte()

@@ -13,7 +13,7 @@ from vault.security import hash_vault_key
 # Built once: on the hot path a prepared statement skips SQLAlchemy's expression building.
 api_keys, users = ApiKey.__table__, User.__table__
 KEY_LOOKUP = (
-    select(api_keys.c.id, api_keys.c.revoked_at, users.c.id, users.c.is_active)
+    select(api_keys.c.id, api_keys.c.revoked_at, users.c.id, users.c.is_active, api_keys.c.rate_limit_rpm)
     .join(users, api_keys.c.user_id == users.c.id)
     .where(api_keys.c.key_hash == bindparam("key_hash"))
 )
@@ -25,6 +25,7 @@ class Caller:
 
     api_key_id: int
     user_id: int
+    rate_limit_rpm: int | None = None
 
 
 def presented_vault_key(request: Request) -> str | None:
@@ -46,4 +47,4 @@ def authenticate(session: Session, plaintext: str | None) -> Caller:
         raise Unauthorized("Invalid or revoked Vault key.")
     if not row[3]:
         raise Forbidden("This account is deactivated.")
-    return Caller(api_key_id=row[0], user_id=row[2])
+    return Caller(api_key_id=row[0], user_id=row[2], rate_limit_rpm=row[4])

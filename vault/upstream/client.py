@@ -20,7 +20,8 @@ DROPPED_REQUEST_HEADERS = {
     "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "forwarded",
 }
 DROPPED_REQUEST_PREFIXES = ("x-stainless-",)
-RELAYED_RESPONSE_HEADERS = {"content-type", "x-request-id", "x-goog-request-id", "request-id", "server-timing"}
+# The Vault's own X-Request-Id identifies the request; the upstream's ids travel under their own names.
+RELAYED_RESPONSE_HEADERS = {"content-type", "x-goog-request-id", "request-id", "server-timing"}
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ def forward(request: UpstreamRequest, client: UpstreamClient, health: PoolHealth
     """Send `request` through the pool; raise a `VaultError` if no key could serve it."""
     tried: set[int] = set()
     failures: list[Classification] = []
-    for _attempt in range(1 + max_retries):
+    for attempt in range(1 + max_retries):
+        if attempt:
+            health.note_failover()
         try:
             key = health.pick(request.model, tried)
         except NoUsableKey as exc:

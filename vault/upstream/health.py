@@ -37,8 +37,11 @@ class PoolHealth:
     """Picks keys through the rotator and records every outcome in memory and in the database."""
 
     def __init__(self, rotator: KeyRotator, session_factory: Callable[[], Session], box: SecretBox,
-                 refresh_seconds: float, clock: Callable[[], float] = time.time):
+                 refresh_seconds: float, clock: Callable[[], float] = time.time,
+                 on_attempt: Callable[[str], None] | None = None, on_failover: Callable[[], None] | None = None):
         self.rotator = rotator
+        self._on_attempt = on_attempt or (lambda verdict: None)
+        self.note_failover = on_failover or (lambda: None)
         self._sessions = session_factory
         self._box = box
         self._refresh_seconds = refresh_seconds
@@ -73,6 +76,7 @@ class PoolHealth:
         A success changes nothing durable unless it ends a run of failures; its use is
         counted by `record_use` with the rest of the request's bookkeeping.
         """
+        self._on_attempt(outcome.verdict.value)
         if outcome.verdict in (Verdict.OK, Verdict.CLIENT_ERROR):
             if self.rotator.succeeded(key.id, model):
                 self._persist(key.id, {"consecutive_failures": 0})
@@ -92,6 +96,14 @@ class PoolHealth:
         elif outcome.verdict is Verdict.KEY_FAILURE:
             values |= self._count_failure(key, outcome)
         self._persist(key.id, values, model, cooldown, outcome.summary)
+
+    def set_enabled(self, key_id: int, enabled: bool) -> None:
+        """An admin enabled or disabled a key (already saved): tell every worker at once."""
+        if enabled:
+            self.rotator.enable(key_id)
+        else:
+            self.rotator.rejected(key_id)
+        self.refresh(force=True)
 
     def key(self, key_id: int) -> PoolKey | None:
         """The pooled key with `key_id` as the rotator knows it (after a fresh read)."""
