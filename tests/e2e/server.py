@@ -50,6 +50,7 @@ class VaultServer:
         self.base_url = ""
         self.log_lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self._logged = threading.Condition()
         self._process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "VaultServer":
@@ -69,9 +70,16 @@ class VaultServer:
 
     def _pump(self) -> None:
         for line in self._process.stdout:
-            self.log_lines.append(line)
+            with self._logged:
+                self.log_lines.append(line)
+                self._logged.notify_all()
             self._lines.put(line)
         self._lines.put(None)
+
+    def wait_for_log(self, text: str, timeout: float = 30) -> bool:
+        """Wait until the server has printed `text`; False on timeout."""
+        with self._logged:
+            return self._logged.wait_for(lambda: text in "".join(self.log_lines), timeout)
 
     def log(self) -> str:
         """Everything gunicorn and the app have printed so far."""
