@@ -69,6 +69,9 @@ class Metrics:
     """The Vault's Prometheus metrics (request outcomes, latency, tokens, upstream attempts)."""
 
     def __init__(self) -> None:
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if folder:
+            os.makedirs(folder, exist_ok=True)  # CLI commands build the app before gunicorn makes it
         self.registry = CollectorRegistry()
         self.requests = Counter("vault_requests_total", "Proxied requests by endpoint, priced model and status.",
                                 ["endpoint", "model", "status"], registry=self.registry)
