@@ -62,13 +62,13 @@ def init_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Register every area, the error handlers and the CLI commands."""
-    from vault import admin, auth, dashboard, health, proxy
+    from vault import admin, auth, dashboard, docs, health, proxy
     from vault.cli import register_commands
     from vault.errors import register_error_handlers
     from vault.observability import install_request_ids
     from vault.templating import register_filters
 
-    for blueprint in (auth.bp, dashboard.bp, admin.bp, proxy.bp, health.bp):
+    for blueprint in (auth.bp, dashboard.bp, admin.bp, proxy.bp, health.bp, docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
