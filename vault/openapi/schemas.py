@@ -1,0 +1,272 @@
+"""Component schemas of the OpenAPI document: request bodies, responses, error envelopes."""
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from vault.admin.api import AddKeysBody, PatchApiKeyBody, PatchKeyBody, PatchUserBody
+from vault.admin.billing_api import PriceBody
+from vault.auth.api import CredentialsBody, PasswordChangeBody
+from vault.dashboard.api import NewKeyBody
+from vault.jsonapi import NewAccountBody
+
+Schema = dict[str, Any]
+
+INT, NUM, STR, BOOL = "integer", "number", "string", "boolean"
+BODY_MODELS: tuple[type[BaseModel], ...] = (
+    NewAccountBody, CredentialsBody, PasswordChangeBody, NewKeyBody, PatchApiKeyBody, AddKeysBody, PatchKeyBody,
+    PatchUserBody, PriceBody,
+)
+BODY_NOTES = {
+    "CredentialsBody": "JSON form of the credentials; the OAuth2 password form (`username`, `password`) works too.",
+    "NewKeyBody": "An optional name for the new key; the body may be empty.",
+    "PatchApiKeyBody": "A Vault key's requests-per-minute limit: 0 = unlimited, null = the global default.",
+    "AddKeysBody": "Upstream Gemini keys to add to the pool; keys already pooled are reported, not duplicated.",
+    "PatchKeyBody": "Enable or disable an upstream key by hand, or relabel it.",
+    "PatchUserBody": "Send `balance` (set) or `balance_delta` (add), not both, with a `reason`; "
+                     "`is_active` and `is_admin` change the account. Admins cannot lock themselves out.",
+    "PriceBody": "USD per 1M tokens; the `_above` prices apply to prompts longer than `tier_threshold` tokens.",
+}
+
+# Schema building blocks
+
+
+def ref(name: str) -> Schema:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def typed(kind: str, nullable: bool = False, **keywords: Any) -> Schema:
+    """A schema of one JSON type (`nullable` also allows null), with extra keywords."""
+    return {"type": [kind, "null"] if nullable else kind, **keywords}
+
+
+def array(items: Schema, **keywords: Any) -> Schema:
+    """An array of `items`."""
+    return {"type": "array", "items": items, **keywords}
+
+
+def obj(properties: dict[str, Schema], **keywords: Any) -> Schema:
+    """A Vault response object: every property is always present."""
+    return {"type": "object", "properties": properties, "required": list(properties), **keywords}
+
+
+def loose(properties: dict[str, Schema], description: str) -> Schema:
+    """An upstream payload: the fields worth naming, all optional, others allowed."""
+    return {"type": "object", "description": description, "properties": properties}
+
+
+def moment(nullable: bool = False) -> Schema:
+    """An ISO 8601 UTC timestamp."""
+    return typed(STR, nullable, format="date-time")
+
+
+def usd(nullable: bool = False) -> Schema:
+    """An amount of US dollars (exact to the nano-dollar)."""
+    return typed(NUM, nullable, description="USD")
+
+
+# Component schemas
+
+
+def body_schemas() -> dict[str, Schema]:
+    """The request bodies, generated from the views' pydantic models."""
+    _, top = models_json_schema([(model, "validation") for model in BODY_MODELS],
+                                ref_template="#/components/schemas/{model}")
+    schemas = top["$defs"]
+    for name, note in BODY_NOTES.items():
+        schemas[name].setdefault("description", note)
+    return schemas
+
+
+def user_fields() -> dict[str, Schema]:
+    """The fields of `vault.jsonapi.user_json`."""
+    return {
+        "id": typed(INT), "email": typed(STR, format="email"), "is_active": typed(BOOL), "is_admin": typed(BOOL),
+        "balance": usd(), "balance_nano_usd": typed(INT, description="The balance in nano-USD (exact)."),
+        "request_count": typed(INT), "total_tokens": typed(INT), "spend": usd(), "spend_nano_usd": typed(INT),
+        "created_at": moment(),
+    }
+
+
+def api_key_fields() -> dict[str, Schema]:
+    """The fields of `vault.jsonapi.api_key_json`: never the key itself."""
+    return {
+        "id": typed(INT), "name": typed(STR), "prefix": typed(STR, description="The key's visible start."),
+        "created_at": moment(), "revoked_at": moment(nullable=True), "last_used_at": moment(nullable=True),
+        "is_active": typed(BOOL), "request_count": typed(INT), "prompt_tokens": typed(INT),
+        "output_tokens": typed(INT), "total_tokens": typed(INT), "spend": usd(), "spend_nano_usd": typed(INT),
+        "rate_limit_rpm": typed(INT, nullable=True, description="Requests per minute; 0 = unlimited, "
+                                                                "null = the global default."),
+    }
+
+
+def account_schemas() -> dict[str, Schema]:
+    """Users, Vault keys and tokens."""
+    adjustment = obj({"id": typed(INT), "kind": typed(STR), "amount": usd(), "admin_id": typed(INT, nullable=True),
+                      "reason": typed(STR), "created_at": moment()})
+    return {
+        "User": obj(user_fields()),
+        "UserDetail": obj(user_fields() | {
+            "api_keys": array(ref("ApiKey")), "adjustments": array(ref("BalanceAdjustment")),
+            "ledger_balance_nano_usd": typed(INT, description="The balance by the ledger; it differs only "
+                                                              "while requests are in flight."),
+        }),
+        "BalanceAdjustment": adjustment,
+        "ApiKey": obj(api_key_fields()),
+        "NewApiKey": obj(api_key_fields() | {"key": typed(STR, description="The full key, shown this once only.")}),
+        "Token": obj({"access_token": typed(STR), "token_type": typed(STR, enum=["bearer"]),
+                      "expires_in": typed(INT, description="Seconds.")}),
+        "CsrfToken": obj({"csrf_token": typed(STR)}),
+    }
+
+
+def pool_schemas() -> dict[str, Schema]:
+    """Upstream keys with their health (`vault.admin.api.upstream_key_json`)."""
+    fields = {
+        "id": typed(INT), "key": typed(STR, description="Masked; the full key never leaves the Vault."),
+        "label": typed(STR), "state": typed(STR, enum=["active", "disabled"]),
+        "disabled_reason": typed(STR, nullable=True), "disabled_until": moment(nullable=True),
+        "consecutive_failures": typed(INT), "last_error": typed(STR, nullable=True),
+        "last_error_at": moment(nullable=True), "last_used_at": moment(nullable=True),
+        "request_count": typed(INT), "failure_count": typed(INT),
+        "cooldowns": array(obj({"model": typed(STR), "until": moment(), "reason": typed(STR)}),
+                           description="Models this key is cooling down for."),
+        "created_at": moment(),
+    }
+    return {
+        "UpstreamKey": obj(fields),
+        "UpstreamKeyAdded": obj(fields | {"created": typed(BOOL, description="False if it was already pooled.")}),
+    }
+
+
+def billing_schemas() -> dict[str, Schema]:
+    """Prices (USD per 1M tokens) and the usage ledger."""
+    rates = {"input": usd(), "output": usd(), "cached_input": usd(nullable=True)}
+    return {
+        "Price": obj({"model": typed(STR)} | rates | {
+            "tier_threshold": typed(INT, nullable=True), "input_above": usd(nullable=True),
+            "output_above": usd(nullable=True), "cached_input_above": usd(nullable=True), "updated_at": moment(),
+        }),
+        "PriceList": obj({"prices": array(ref("Price")),
+                          "fallback": obj(rates, description="What models without a price are charged.")}),
+        "UsageRecord": usage_record_schema(),
+        "UsagePage": obj({"items": array(ref("UsageRecord")), "total": typed(INT), "page": typed(INT),
+                          "per_page": typed(INT)}),
+        "UsageSummary": obj({"rows": array(obj({
+            "day": typed(STR, format="date"), "model": typed(STR), "requests": typed(INT),
+            "prompt_tokens": typed(INT), "output_tokens": typed(INT), "total_tokens": typed(INT), "cost": usd(),
+        }))}),
+    }
+
+
+def usage_record_schema() -> Schema:
+    """The fields of `vault.usage_log.record_json`."""
+    counts = ("prompt_tokens", "cached_tokens", "tool_prompt_tokens", "candidates_tokens", "thoughts_tokens",
+              "output_tokens", "total_tokens")
+    return obj({
+        "id": typed(INT), "request_id": typed(STR), "user_id": typed(INT), "api_key_id": typed(INT, nullable=True),
+        "upstream_key_id": typed(INT, nullable=True), "endpoint": typed(STR), "model": typed(STR),
+        "priced_model": typed(STR), "status": typed(INT), "streamed": typed(BOOL),
+        "ending": typed(STR, description="How the request ended: completed, refused, failed, disconnected, …"),
+        **{name: typed(INT) for name in counts},
+        "price": obj({"input": usd(), "output": usd(), "cached_input": usd()}), "cost": usd(),
+        "cost_nano_usd": typed(INT), "hold": usd(), "first_byte_ms": typed(INT, nullable=True),
+        "total_ms": typed(INT), "started_at": moment(), "finished_at": moment(), "error": typed(STR, nullable=True),
+    })
+
+
+def error_schemas() -> dict[str, Schema]:
+    """The three error envelopes (see `vault.errors.error_body`) and the probes' answers."""
+    retry_info = loose({"@type": typed(STR), "retryDelay": typed(STR)}, "e.g. google.rpc.RetryInfo")
+    return {
+        "Error": obj({"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": typed(STR, description="Machine-readable, e.g. `validation_error`."), "message": typed(STR),
+            "fields": {"type": "object", "additionalProperties": typed(STR), "description": "Field → problem."},
+        }}}),
+        "GoogleError": obj({"error": {"type": "object", "required": ["code", "message", "status"], "properties": {
+            "code": typed(INT), "message": typed(STR), "status": typed(STR, description="e.g. `UNAUTHENTICATED`."),
+            "details": array(retry_info),
+        }}}),
+        "OpenAIError": obj({"error": obj({"message": typed(STR), "type": typed(STR),
+                                          "code": typed(STR, nullable=True)})}),
+        "Health": obj({"status": typed(STR, enum=["ok", "unavailable"]), "database": typed(STR, enum=["up", "down"])}),
+        "Readiness": obj({
+            "status": typed(STR, enum=["ready", "unavailable"]), "database": typed(STR, enum=["up", "down"]),
+            "redis": typed(STR, enum=["up", "down", "skipped"], description="`skipped` without REDIS_URL."),
+            "upstream_keys": typed(STR, enum=["up", "down"], description="`up` if a key is usable."),
+        }),
+    }
+
+
+def gemini_schemas() -> dict[str, Schema]:
+    """Gemini's native payloads, sketched; the full reference is Google's."""
+    content = {"contents": array(ref("Content"))}
+    embed = {"model": typed(STR), "content": ref("Content"), "taskType": typed(STR),
+             "outputDimensionality": typed(INT)}
+    return {
+        "Content": loose({"role": typed(STR, enum=["user", "model"]), "parts": array(loose(
+            {"text": typed(STR), "inlineData": loose({"mimeType": typed(STR), "data": typed(STR)}, "Base64 data.")},
+            "One part: text, inline data, a function call or response, …"))}, "A turn of the conversation."),
+        "GenerateContentRequest": loose(content | {
+            "systemInstruction": ref("Content"), "tools": array({"type": "object"}),
+            "generationConfig": {"type": "object"}, "safetySettings": array({"type": "object"}),
+        }, "See https://ai.google.dev/api/generate-content."),
+        "GenerateContentResponse": loose({
+            "candidates": array({"type": "object"}), "usageMetadata": ref("UsageMetadata"),
+            "modelVersion": typed(STR), "responseId": typed(STR),
+        }, "One answer, or one chunk of a streamed answer."),
+        "UsageMetadata": loose({name: typed(INT) for name in (
+            "promptTokenCount", "cachedContentTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
+            "toolUsePromptTokenCount", "totalTokenCount")}, "What the Vault bills from."),
+        "CountTokensRequest": loose(content | {"generateContentRequest": ref("GenerateContentRequest")}, "Either."),
+        "CountTokensResponse": loose({"totalTokens": typed(INT)}, "The prompt's size."),
+        "EmbedContentRequest": loose(embed, "See https://ai.google.dev/api/embeddings."),
+        "EmbedContentResponse": loose({"embedding": loose({"values": array(typed(NUM))}, "A vector.")}, "One vector."),
+        "BatchEmbedContentsRequest": loose({"requests": array(ref("EmbedContentRequest"))}, "Each names its model."),
+        "BatchEmbedContentsResponse": loose({"embeddings": array(loose({"values": array(typed(NUM))}, "A vector."))},
+                                            "One vector per request."),
+        "Model": loose({"name": typed(STR), "displayName": typed(STR), "inputTokenLimit": typed(INT),
+                        "outputTokenLimit": typed(INT), "supportedGenerationMethods": array(typed(STR))}, "A model."),
+        "ModelList": loose({"models": array(ref("Model")), "nextPageToken": typed(STR)}, "Gemini's model list."),
+    }
+
+
+def openai_schemas() -> dict[str, Schema]:
+    """The OpenAI-compatible payloads, sketched; see Gemini's OpenAI compatibility guide."""
+    usage = loose({"prompt_tokens": typed(INT), "completion_tokens": typed(INT), "total_tokens": typed(INT)}, "Tokens.")
+    model = loose({"id": typed(STR), "object": typed(STR), "owned_by": typed(STR), "created": typed(INT)}, "A model.")
+    return {
+        "ChatCompletionRequest": loose({
+            "model": typed(STR), "messages": array(loose({"role": typed(STR), "content": {}}, "A message.")),
+            "stream": typed(BOOL), "stream_options": loose({"include_usage": typed(BOOL)}, "Streaming options."),
+            "temperature": typed(NUM), "max_tokens": typed(INT), "tools": array({"type": "object"}),
+        }, "See https://ai.google.dev/gemini-api/docs/openai."),
+        "ChatCompletion": loose({"id": typed(STR), "object": typed(STR), "created": typed(INT), "model": typed(STR),
+                                 "choices": array({"type": "object"}), "usage": usage}, "A whole answer."),
+        "EmbeddingsRequest": loose({"model": typed(STR), "input": {"anyOf": [typed(STR), array(typed(STR))]},
+                                    "dimensions": typed(INT), "encoding_format": typed(STR)}, "Texts to embed."),
+        "EmbeddingsResponse": loose({"object": typed(STR), "model": typed(STR), "usage": usage, "data": array(loose(
+            {"object": typed(STR), "index": typed(INT), "embedding": array(typed(NUM))}, "One vector."))}, "Vectors."),
+        "OpenAIModel": model,
+        "OpenAIModelList": loose({"object": typed(STR), "data": array(ref("OpenAIModel"))}, "The models."),
+    }
+
+
+def security_schemes(session_cookie: str) -> dict[str, Schema]:
+    """How callers authenticate: JWT or session on the JSON API, a Vault key on the proxy."""
+    return {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                       "description": "An access token from `POST /auth/token`."},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": session_cookie,
+                          "description": "The browser session of a logged-in user."},
+        "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
+                      "description": "From `GET /auth/csrf-token`; needed with a session on POST/PUT/PATCH/DELETE."},
+        "vaultKeyBearer": {"type": "http", "scheme": "bearer", "description": "A Vault key (openai SDK style)."},
+        "vaultKeyHeader": {"type": "apiKey", "in": "header", "name": "x-goog-api-key",
+                           "description": "A Vault key (google-genai SDK style)."},
+        "vaultKeyQuery": {"type": "apiKey", "in": "query", "name": "key", "description": "A Vault key."},
+    }
+
+
