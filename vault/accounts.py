@@ -19,6 +19,14 @@ from vault.security import PasswordHashing, hash_vault_key, mint_vault_key
 BAD_CREDENTIALS = "Incorrect email or password."
 
 
+def get_user(session: Session, user_id: int) -> User:
+    """The user with `user_id`, or `NotFound`."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
 def find_user_by_email(session: Session, email: str) -> User | None:
     """The user with `email` (case-insensitive), or None."""
     return session.scalar(select(User).where(User.email == email.strip().lower()))

@@ -60,9 +60,7 @@ def list_users() -> Response:
 def update_user(user_id: int) -> Response:
     """Activate/deactivate a user or grant/revoke admin; an admin cannot lock themselves out."""
     body = read_body(PatchUserBody)
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
+    user = accounts.get_user(db.session, user_id)
     accounts.refuse_self_lockout(require_user(), user, body.is_active, body.is_admin)
     if body.is_active is not None:
         accounts.set_user_active(db.session, user, body.is_active)

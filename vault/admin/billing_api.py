@@ -8,7 +8,7 @@ from flask import Response, jsonify, request
 from pydantic import Field, model_validator
 from sqlalchemy import select
 
-from vault import billing, usage_log
+from vault import accounts, billing, usage_log
 from vault.admin import bp
 from vault.auth.identity import require_user
 from vault.clock import isoformat
@@ -66,9 +66,7 @@ def adjustment_json(adjustment: BalanceAdjustment) -> dict[str, Any]:
 @bp.get("/api/users/<int:user_id>")
 def show_user(user_id: int) -> Response:
     """One user with their keys and the ledger of balance changes."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
+    user = accounts.get_user(db.session, user_id)
     adjustments = billing.recent_adjustments(db.session, user_id)
     return jsonify(user_json(user) | {
         "api_keys": [api_key_json(key) for key in user.api_keys],

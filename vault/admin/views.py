@@ -32,13 +32,6 @@ def require_action() -> None:
         raise BadRequest("The form expired; reload the page and try again.")
 
 
-def find_user(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
-
-
 @bp.get("/")
 def overview() -> str:
     """Requests, errors, tokens and spend, and the pool at a glance."""
@@ -69,7 +62,7 @@ def users() -> str:
 
 @bp.get("/users/<int:user_id>")
 def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
-    user = find_user(user_id)
+    user = accounts.get_user(db.session, user_id)
     recent, total = usage_log.page(db.session, usage_log.Filters(user_id=user.id), 1, 20)
     adjustments = billing.recent_adjustments(db.session, user.id)
     return render_template("admin/user.html", user=user, recent=recent, total=total, adjustments=adjustments,
@@ -79,7 +72,7 @@ def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
 
 @bp.post("/users/<int:user_id>/balance")
 def user_balance(user_id: int):
-    user = find_user(user_id)
+    user = accounts.get_user(db.session, user_id)
     form = BalanceForm()
     if not form.validate_on_submit():
         return user_detail(user_id, balance_form=form), 400
@@ -96,7 +89,7 @@ def user_balance(user_id: int):
 @bp.post("/users/<int:user_id>/active")
 def user_active(user_id: int):
     require_action()
-    user = find_user(user_id)
+    user = accounts.get_user(db.session, user_id)
     active = request.form.get("value") == "on"
     accounts.refuse_self_lockout(current_user, user, active=active)
     accounts.set_user_active(db.session, user, active)
@@ -109,7 +102,7 @@ def user_active(user_id: int):
 @bp.post("/users/<int:user_id>/admin")
 def user_role(user_id: int):
     require_action()
-    user = find_user(user_id)
+    user = accounts.get_user(db.session, user_id)
     make_admin = request.form.get("value") == "on"
     accounts.refuse_self_lockout(current_user, user, admin=make_admin)
     user.is_admin = make_admin
