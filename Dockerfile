@@ -33,8 +33,9 @@ ENV PATH="$VIRTUAL_ENV/bin:$PATH" \
     PYTHONDONTWRITEBYTECODE=1
 
 # A named volume mounted on /data starts with this folder's owner, so the app can write it.
+# The home folder holds gunicorn's control socket (~/.gunicorn), for `docker exec … gunicornc`.
 RUN groupadd --system --gid 10001 vault \
-    && useradd --system --no-log-init --uid 10001 --gid vault --home-dir /app --shell /usr/sbin/nologin vault \
+    && useradd --system --no-log-init --create-home --uid 10001 --gid vault --shell /usr/sbin/nologin vault \
     && mkdir -p /data "$PROMETHEUS_MULTIPROC_DIR" \
     && chown vault:vault /data "$PROMETHEUS_MULTIPROC_DIR"
 

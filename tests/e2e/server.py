@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -54,9 +55,12 @@ class VaultServer:
         self._process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "VaultServer":
+        # gunicorn keeps a control socket under $XDG_RUNTIME_DIR; one folder per server keeps
+        # servers of the same test from sharing it.
+        environ = self.environ | {"XDG_RUNTIME_DIR": tempfile.mkdtemp(prefix="vault-gunicorn-")}
         self._process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=PROJECT_ROOT,
-            env=self.environ, stdout=subprocess.PIPE,
+            env=environ, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self._pump, daemon=True).start()
