@@ -101,7 +101,8 @@ def test_forms_without_csrf_are_refused(client, admin, db_snapshot, path, form):
 @pytest.mark.parametrize("path", ["/dashboard/keys", "/dashboard/keys/1/revoke", "/logout", "/admin/users/1/balance",
                                   "/admin/users/1/active", "/admin/users/1/admin", "/admin/keys",
                                   "/admin/keys/1/state", "/admin/keys/1/delete", "/admin/keys/1/check",
-                                  "/admin/prices", "/admin/prices/gemini-2.5-flash/delete", "/account/password"])
+                                  "/admin/prices", "/admin/prices/gemini-2.5-flash/delete", "/account/password",
+                                  "/admin/users/1/keys/1/limit"])
 def test_logged_in_posts_without_csrf_are_refused(browser, admin, db_snapshot, path):
     log_in(browser, "root@example.com")
     before = db_snapshot()
@@ -284,3 +285,22 @@ def test_user_list_searches_sorts_and_pages(browser, admin, make_user):
     first = browser.get("/admin/users?sort=email").get_data(as_text=True)
     assert "Page 1 of 2" in first and "person00@" in first
     assert "person29@" in browser.get("/admin/users?sort=email&page=2").get_data(as_text=True)
+
+
+def test_admin_sets_a_keys_rate_limit(browser, admin, make_user, make_api_key, db_snapshot):
+    user = make_user()
+    key = make_api_key(user).record
+    log_in(browser, "root@example.com")
+    token = csrf_token(browser, f"/admin/users/{user.id}")
+    before = db_snapshot()
+    assert browser.post(f"/admin/users/{user.id}/keys/{key.id}/limit",
+                        data={"rate_limit_rpm": "-3", "csrf_token": token}).status_code == 400
+    assert browser.post(f"/admin/users/{admin.id}/keys/{key.id}/limit",
+                        data={"rate_limit_rpm": "5", "csrf_token": token}).status_code == 404
+    assert db_snapshot() == before
+    browser.post(f"/admin/users/{user.id}/keys/{key.id}/limit", data={"rate_limit_rpm": "30", "csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(ApiKey, key.id).rate_limit_rpm == 30
+    browser.post(f"/admin/users/{user.id}/keys/{key.id}/limit", data={"rate_limit_rpm": "", "csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(ApiKey, key.id).rate_limit_rpm is None

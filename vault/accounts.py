@@ -164,6 +164,18 @@ def revoke_api_key(session: Session, user: User, key_id: int) -> ApiKey:
     return record
 
 
+def set_key_rate_limit(session: Session, user_id: int | None, key_id: int, per_minute: int | None) -> ApiKey:
+    """Set a key's requests-per-minute limit (None: the global default; 0: none).
+
+    With `user_id`, the key must belong to that user.
+    """
+    record = session.get(ApiKey, key_id)
+    if record is None or (user_id is not None and record.user_id != user_id):
+        raise NotFound("No such API key.")
+    record.rate_limit_rpm = per_minute
+    return record
+
+
 def find_usable_api_key(session: Session, plaintext: str) -> ApiKey | None:
     """The live key matching `plaintext`, or None if unknown or revoked."""
     record = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_vault_key(plaintext)))

@@ -10,10 +10,9 @@ from vault.admin import bp
 from vault.admin.billing_api import BalanceBody, change_balance
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
-from vault.errors import NotFound
 from vault.extensions import csrf, db
 from vault.jsonapi import Body, api_key_json, read_body, user_json
-from vault.models import ApiKey, UpstreamKey, User
+from vault.models import UpstreamKey, User
 from vault.runtime import runtime
 
 
@@ -30,10 +29,7 @@ class PatchApiKeyBody(Body):
 def update_api_key(key_id: int) -> Response:
     """Set a Vault key's requests-per-minute limit (0 = unlimited, null = the global default)."""
     body = read_body(PatchApiKeyBody)
-    key = db.session.get(ApiKey, key_id)
-    if key is None:
-        raise NotFound("No such API key.")
-    key.rate_limit_rpm = body.rate_limit_rpm
+    key = accounts.set_key_rate_limit(db.session, None, key_id, body.rate_limit_rpm)
     db.session.commit()
     return jsonify(api_key_json(key))
 

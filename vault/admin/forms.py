@@ -48,3 +48,8 @@ class UsageFilterForm(FlaskForm):
     status = IntegerField("Status", validators=[Optional(), NumberRange(100, 599)])
     since = StringField("From (date)", validators=[Optional(), Length(max=32)])
     until = StringField("Until (date)", validators=[Optional(), Length(max=32)])
+
+
+class KeyLimitForm(FlaskForm):
+    rate_limit_rpm = IntegerField("Requests per minute", validators=[Optional(), NumberRange(0, 1_000_000)],
+                                  description="Empty: the global default. 0: no limit.")

@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from vault import accounts, billing, pool, usage_log
 from vault.admin import bp
-from vault.admin.forms import AddKeysForm, BalanceForm, PriceForm, UsageFilterForm
+from vault.admin.forms import AddKeysForm, BalanceForm, KeyLimitForm, PriceForm, UsageFilterForm
 from vault.charts import daily_bars
 from vault.clock import utcnow
 from vault.errors import BadRequest, NotFound, VaultError
@@ -67,7 +67,8 @@ def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
     adjustments = billing.recent_adjustments(db.session, user.id)
     return render_template("admin/user.html", user=user, recent=recent, total=total, adjustments=adjustments,
                            balance_form=balance_form or BalanceForm(formdata=None), action_form=ActionForm(),
-                           keys=accounts.list_api_keys(db.session, user))
+                           keys=accounts.list_api_keys(db.session, user),
+                           default_rpm=runtime().default_rpm)
 
 
 @bp.post("/users/<int:user_id>/balance")
@@ -84,6 +85,18 @@ def user_balance(user_id: int):
     db.session.commit()
     flash(f"Balance of {user.email} updated.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/keys/<int:key_id>/limit")
+def key_limit(user_id: int, key_id: int):
+    """Set one Vault key's requests-per-minute limit (empty = the global default)."""
+    form = KeyLimitForm()
+    if not form.validate_on_submit():
+        raise BadRequest("Requests per minute must be a whole number from 0 up, or empty.")
+    key = accounts.set_key_rate_limit(db.session, user_id, key_id, form.rate_limit_rpm.data)
+    db.session.commit()
+    flash(f"Rate limit of key {key.name or key.prefix} saved.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))
 
 
 @bp.post("/users/<int:user_id>/active")
