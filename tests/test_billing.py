@@ -1,5 +1,6 @@
 """Prices, holds, settlement and the ledger, on SQLite and PostgreSQL."""
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -55,9 +56,9 @@ def test_price_book_reads_the_seeded_table_and_falls_back(app):
 def test_hold_estimate_uses_the_output_cap():
     price = Price("m", Rates(usd_to_nano("1"), usd_to_nano("10"), 0))
     body = b'{"generationConfig": {"maxOutputTokens": 1000}, "contents": []}'
-    assert billing.estimate_hold(body, price, 8192, 1) == cost_nano(Usage(prompt=len(body) // 4 + 1, candidates=1000),
+    assert billing.estimate_hold(len(body), json.loads(body), price, 8192, 1) == cost_nano(Usage(prompt=len(body) // 4 + 1, candidates=1000),
                                                                     price.base)
-    assert billing.estimate_hold(b'{"max_tokens": 5}', price, 8192, 10**9) == 10**9
+    assert billing.estimate_hold(17, {"max_tokens": 5}, price, 8192, 10**9) == 10**9
 
 
 def fresh_user(make_user, balance="1.00") -> int:

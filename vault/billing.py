@@ -5,7 +5,6 @@ Balances only move through single conditional UPDATE statements, never a read-mo
 in Python, so concurrent requests on SQLite and PostgreSQL add up exactly.
 """
 
-import json
 import math
 import re
 import threading
@@ -31,9 +30,6 @@ ALIASES = {
     "gemini-flash-lite-latest": "gemini-2.5-flash-lite",
 }
 VERSION_SUFFIX = re.compile(r"-(\d{3}|latest)$")
-FREE_ENDPOINTS = {"countTokens", "models.list", "models.get", "openai.models"}
-
-
 @dataclass(frozen=True)
 class Rates:
     """The three prices that apply to one request (nano-USD per 1M tokens)."""
@@ -113,12 +109,8 @@ class PriceBook:
             self._loaded_at = self._clock()
 
 
-def requested_output_tokens(body: bytes) -> int | None:
-    """The output cap a request asks for (`maxOutputTokens`, `max_tokens`, …), if any."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
+def requested_output_tokens(payload: object) -> int | None:
+    """The output cap a parsed request asks for (`maxOutputTokens`, `max_tokens`, …), if any."""
     if not isinstance(payload, dict):
         return None
     config = payload.get("generationConfig") or payload.get("generation_config") or {}
@@ -128,12 +120,14 @@ def requested_output_tokens(body: bytes) -> int | None:
     return next((value for value in candidates if isinstance(value, int) and value > 0), None)
 
 
-def estimate_hold(body: bytes, price: Price, default_output: int, floor_nano: int) -> int:
-    """What to reserve before forwarding: the request's size as input (about four bytes a
-    token) plus its output cap (or `default_output`), at the model's price, at least `floor_nano`.
+def estimate_hold(size: int, payload: object, price: Price, default_output: int, floor_nano: int) -> int:
+    """What to reserve before forwarding: the request's size (`size` bytes, about four a token)
+    as input plus its output cap (or `default_output`), at the model's price, at least `floor_nano`.
+
+    `payload` is the request body already parsed (never parsed again here).
     """
-    prompt = len(body) // 4 + 1
-    output = requested_output_tokens(body) or default_output
+    prompt = size // 4 + 1
+    output = requested_output_tokens(payload) or default_output
     estimate = cost_nano(Usage(prompt=prompt, candidates=output), price.rates_for(prompt))
     return max(estimate, floor_nano)
 

@@ -78,6 +78,11 @@ class MethodNotAllowed(VaultError):
     default_message = "Method not allowed."
 
 
+class RequestTimeout(VaultError):
+    status, code, google_status, openai_type = 408, "request_timeout", "DEADLINE_EXCEEDED", "invalid_request_error"
+    default_message = "The request body did not arrive in time."
+
+
 class Conflict(VaultError):
     status, code, google_status, openai_type = 409, "conflict", "ALREADY_EXISTS", "invalid_request_error"
     default_message = "Conflict."
@@ -86,6 +91,12 @@ class Conflict(VaultError):
 class PayloadTooLarge(VaultError):
     status, code, google_status, openai_type = 413, "payload_too_large", "INVALID_ARGUMENT", "invalid_request_error"
     default_message = "The request body is too large."
+
+
+class UnsupportedMediaType(VaultError):
+    status, code, google_status = 415, "unsupported_media_type", "INVALID_ARGUMENT"
+    openai_type = "invalid_request_error"
+    default_message = "Send the body as JSON with 'Content-Type: application/json'."
 
 
 class RateLimited(VaultError):
@@ -115,8 +126,8 @@ class UpstreamTimeout(VaultError):
 
 ERRORS_BY_STATUS = {
     cls.status: cls
-    for cls in (BadRequest, Unauthorized, PaymentRequired, Forbidden, NotFound, MethodNotAllowed,
-                Conflict, PayloadTooLarge, RateLimited, ServiceUnavailable)
+    for cls in (BadRequest, Unauthorized, PaymentRequired, Forbidden, NotFound, MethodNotAllowed, RequestTimeout,
+                Conflict, PayloadTooLarge, UnsupportedMediaType, RateLimited, ServiceUnavailable)
 }
 
 OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/embeddings", "/v1beta/openai/")
@@ -157,7 +168,7 @@ def error_body(error: VaultError, dialect: str) -> dict[str, Any]:
             }]
         return {"error": body}
     if dialect == "openai":
-        return {"error": {"message": error.message, "type": error.openai_type, "code": error.code}}
+        return {"error": {"message": error.message, "type": error.openai_type, "code": error.code, "param": None}}
     body = {"code": error.code, "message": error.message}
     if error.fields:
         body["fields"] = error.fields

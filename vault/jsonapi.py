@@ -1,6 +1,5 @@
 """Shared pieces of the JSON API views: validated bodies and the JSON form of records."""
 
-import json
 from typing import Annotated, Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -9,6 +8,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from vault.clock import isoformat
 from vault.errors import BadRequest, ValidationFailed
+from vault.inbound import parse_json, require_json_type
+from vault.inbound import read_body as read_request_body
 from vault.models import ApiKey, User
 from vault.money import nano_to_json
 
@@ -58,19 +59,17 @@ def parse_body(schema: type[Schema], data: Any, strict: bool | None = None) -> S
 
 
 def read_json(allow_empty: bool = False) -> Any:
-    """The request's JSON body, whatever its Content-Type; `BadRequest` if it is not JSON.
+    """The request's JSON body; 415 unless declared as JSON, `BadRequest` if it is not strict JSON.
 
-    With `allow_empty`, a missing body reads as `{}`.
+    With `allow_empty`, a missing body reads as `{}` (whatever its Content-Type).
     """
-    raw = request.get_data(cache=True)
+    raw = read_request_body(request)
     if not raw.strip():
         if allow_empty:
             return {}
         raise BadRequest("The request body must be a JSON object.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON.") from None
+    require_json_type(request)
+    return parse_json(raw)
 
 
 def read_body(schema: type[Schema], allow_empty: bool = False) -> Schema:

@@ -48,17 +48,20 @@ class Meter:
         self._settled = False
         self._observe = observe
 
-    def describe(self, model: str, streamed: bool) -> None:
-        """Name the model and the kind of answer once the request has been read."""
+    def describe(self, model: str, streamed: bool, billable: bool) -> None:
+        """Name the model, the kind of answer and whether the allow-listed action is billed."""
         self.model, self.streamed = model, streamed
-        if self.endpoint not in billing.FREE_ENDPOINTS:
+        if billable:
             self.price = self._prices.lookup(model)
 
-    def reserve(self, body: bytes) -> None:
-        """Hold the estimated cost (nothing for free calls); `PaymentRequired` if spent."""
+    def reserve(self, size: int, payload: object) -> None:
+        """Hold the estimated cost (nothing for free calls); `PaymentRequired` if spent.
+
+        `payload` is the parsed request body, `size` its length in bytes.
+        """
         amount = 0
         if self.price is not billing.FREE:
-            amount = billing.estimate_hold(body, self.price, self._policy.default_output_tokens,
+            amount = billing.estimate_hold(size, payload, self.price, self._policy.default_output_tokens,
                                            self._policy.floor_nano)
         with self._sessions() as session:
             self.hold = billing.reserve(session, self.user_id, amount)

@@ -24,6 +24,8 @@ from vault.clock import utcnow
 VAULT_KEY_PREFIX = "gv-"
 VAULT_KEY_RANDOM_BYTES = 32
 VISIBLE_PREFIX_LENGTH = len(VAULT_KEY_PREFIX) + 8
+INVITE_CODE_PREFIX = "gvi-"
+INVITE_CODE_RANDOM_BYTES = 24
 JWT_ALGORITHM = "HS256"
 JWT_LEEWAY_SECONDS = 5
 
@@ -36,14 +38,14 @@ def off_hub(func: Callable[..., T], *args) -> T:
     argon2 releases the GIL, so a burst of logins runs beside open streams instead of
     freezing every greenlet of the worker for the length of each hash.
     """
-    if _gevent_patched():
+    if gevent_serving():
         from gevent import get_hub
 
         return get_hub().threadpool.apply(func, args)
     return func(*args)
 
 
-def _gevent_patched() -> bool:
+def gevent_serving() -> bool:
     try:
         from gevent import monkey
     except ImportError:  # pragma: no cover - gevent is a hard dependency
@@ -96,6 +98,12 @@ def mint_vault_key() -> MintedKey:
 def hash_vault_key(plaintext: str) -> str:
     """The SHA-256 hex digest under which a Vault key is stored and looked up."""
     return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def mint_invite_code() -> MintedKey:
+    """Create a single-use invite code: `gvi-` and 24 random url-safe bytes, stored as its SHA-256."""
+    plaintext = INVITE_CODE_PREFIX + secrets.token_urlsafe(INVITE_CODE_RANDOM_BYTES)
+    return MintedKey(plaintext, plaintext[:len(INVITE_CODE_PREFIX) + 6], hash_vault_key(plaintext))
 
 
 class TokenError(ValueError):

@@ -10,4 +10,4 @@ from vault.extensions import csrf
 bp = Blueprint("proxy", __name__)
 csrf.exempt(bp)
 
-from vault.proxy import native, openai_compat  # noqa: E402,F401  (routes register themselves on bp)
+from vault.proxy import views  # noqa: E402,F401  (routes register themselves on bp)

@@ -19,12 +19,6 @@ def stream_error_event(dialect: str, server_sent_events: bool) -> bytes | None:
     return f"data: {payload}{ending}".encode()
 
 
-def model_from_native_path(name: str) -> tuple[str, str]:
-    """Split `gemini-2.5-flash:generateContent` into (model, action)."""
-    model, _, action = name.partition(":")
-    return normalize_model(model), action
-
-
 def normalize_model(model: object) -> str:
     """A bare model id: no `models/` prefix, no surrounding space."""
     if not isinstance(model, str):

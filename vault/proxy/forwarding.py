@@ -1,4 +1,8 @@
-"""The common path of every proxied request: authenticate, meter, forward with failover, respond.
+"""The common path of every proxied request: resolve, authenticate, meter, forward with failover, respond.
+
+The view (`serve`) is the only place that reads Flask's request: it resolves the path
+against the allow-list (no upstream call for anything else), checks the Vault key, reads
+the body within its limits, and hands an explicit `Inbound` value to plain code.
 
 Every request that gets past authentication is settled exactly once: a refusal or an
 upstream failure at once, an answer after its last byte went out (the response's close
@@ -6,20 +10,22 @@ callback), so the client never waits on the ledger write.
 """
 
 import json
-from collections.abc import Callable
 
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from vault.errors import VaultError
+from vault.errors import BadRequest, VaultError
 from vault.extensions import db
+from vault.inbound import parse_json, read_body, require_json_type
 from vault.meter import Meter
 from vault.metering import NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, from_body
-from vault.proxy.dialects import normalize_model, stream_error_event
-from vault.proxy.keys import Caller, authenticate, presented_vault_key
+from vault.proxy.dialects import stream_error_event
+from vault.proxy.keys import Caller, authenticate, bearer_caller, presented_vault_key
+from vault.proxy.routes import Call, resolve
+from vault.proxy.translate import Inbound, client_error_body, upstream_request
 from vault.ratelimit import enforce_key_limit
 from vault.runtime import VaultRuntime, runtime
-from vault.upstream.client import UpstreamRequest, forwardable_headers, relayable_headers
+from vault.upstream.client import UpstreamRequest, relayable_headers
 from vault.upstream.failover import Answer, forward
 from vault.upstream.relay import relay_stream
 
@@ -31,29 +37,44 @@ def authenticate_caller() -> Caller:
     return caller
 
 
-def proxy(endpoint: str, build: Callable[[], UpstreamRequest]) -> Response:
-    """Serve one proxied call: `build` reads the request into its upstream form."""
+def serve() -> Response:
+    """Serve one proxied call, whatever its path: the allow-list decides what it is."""
+    call = resolve(request.method, request.path, request.args.items(multi=True), bearer_caller(request))
     caller = authenticate_caller()
     vault = runtime()
-    meter = Meter(vault.session_factory, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id, endpoint,
-                  request_id=g.request_id, observe=lambda entry: observe(vault, entry))
+    meter = Meter(vault.session_factory, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id,
+                  call.action.name, request_id=g.request_id, observe=lambda entry: observe(vault, entry))
     try:
         limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
         enforce_key_limit(vault.limiter, caller.api_key_id, limit)
-        upstream_request = build()
-        meter.describe(upstream_request.model, upstream_request.streaming)
-        meter.reserve(upstream_request.body)
-        answer = forward(upstream_request, vault.upstream, vault.health, vault.max_retries)
+        inbound = read_inbound(call)
+        upstream = upstream_request(inbound)
+        meter.describe(upstream.model, upstream.streaming, call.action.billable)
+        meter.reserve(len(inbound.body), inbound.payload)
+        answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
     except VaultError as exc:
         meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
         raise
-    except HTTPException as exc:  # e.g. 413 while reading the body
+    except HTTPException as exc:
         meter.finish(exc.code or 400, ending="refused", error=exc.name)
         raise
     except Exception:
         meter.finish(500, ending="failed", error="internal error")
         raise
-    return respond(answer, upstream_request, meter, vault)
+    return respond(answer, upstream, meter)
+
+
+def read_inbound(call: Call) -> Inbound:
+    """The body (bounded, parsed once, a JSON object) and headers the core needs."""
+    headers = tuple(request.headers.items())
+    if not call.action.has_body:
+        return Inbound(call, headers)
+    body = read_body(request)
+    require_json_type(request)
+    payload = parse_json(body) if body.strip() else None
+    if not isinstance(payload, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return Inbound(call, headers, body, payload)
 
 
 def observe(vault: VaultRuntime, entry) -> None:
@@ -63,14 +84,19 @@ def observe(vault: VaultRuntime, entry) -> None:
                                    first_byte, entry.usage.prompt + entry.usage.tool_prompt, entry.usage.output)
 
 
-def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter, vault: VaultRuntime) -> Response:
+def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter) -> Response:
     """The client's response; settlement runs when the response is closed."""
     headers = relayable_headers(answer.headers)
     key_id = answer.key.id
     if answer.response is None:
         meter.first_byte()
-        response = Response(answer.body, status=answer.status, headers=headers)
-        usage = from_body(answer.body) if answer.status == 200 else NO_USAGE
+        if answer.status == 200:
+            response = Response(answer.body, status=200, headers=headers)
+            usage = from_body(answer.body)
+        else:
+            error = client_error_body(answer.status, answer.body, upstream_request.dialect)
+            response = Response(json.dumps(error), status=answer.status, mimetype="application/json")
+            usage = NO_USAGE
         response.call_on_close(lambda: meter.finish(answer.status, usage, key_id))
         return response
     sse = "text/event-stream" in answer.headers.get("Content-Type", "") or upstream_request.dialect == "openai"
@@ -91,45 +117,3 @@ def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter, vau
     response.call_on_close(lambda: meter.finish(200, tap.usage, key_id, ending["value"],
                                                 None if ending["value"] == "completed" else ending["value"]))
     return response
-
-
-def build_request(path: str, dialect: str, bearer_auth: bool, model: str = "", streaming: bool = False,
-                  body: bytes | None = None, extras: dict | None = None) -> UpstreamRequest:
-    """The upstream form of the current request, without the Vault key anywhere."""
-    query = [(name, value) for name, value in request.args.items(multi=True) if name != "key"]
-    return UpstreamRequest(
-        method=request.method, path=path, query=query,
-        headers=forwardable_headers(list(request.headers.items())),
-        body=request.get_data(cache=True) if body is None else body,
-        bearer_auth=bearer_auth, model=model, streaming=streaming, dialect=dialect, extras=extras or {},
-    )
-
-
-def json_object(body: bytes) -> dict | None:
-    """The body as a JSON object, or None (malformed bodies are the upstream's to judge)."""
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def openai_request(path: str) -> UpstreamRequest:
-    """An OpenAI-compatible request for the upstream's `/v1beta/openai/…` endpoint.
-
-    A streamed chat that did not ask for usage gets it asked for (the Vault bills from it)
-    and stripped again on the way back.
-    """
-    body = request.get_data(cache=True)
-    payload = json_object(body) if request.method == "POST" else None
-    if payload is None:
-        return build_request(path, "openai", bearer_auth=True, body=body)
-    streaming = payload.get("stream") is True
-    options = payload.get("stream_options")
-    wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-    extras = {}
-    if streaming and not wants_usage:
-        payload["stream_options"] = (options if isinstance(options, dict) else {}) | {"include_usage": True}
-        body, extras = json.dumps(payload).encode(), {"strip_usage": True}
-    return build_request(path, "openai", bearer_auth=True, model=normalize_model(payload.get("model")),
-                         streaming=streaming, body=body, extras=extras)

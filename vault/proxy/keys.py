@@ -38,6 +38,13 @@ def presented_vault_key(request: Request) -> str | None:
     return None
 
 
+def bearer_caller(request: Request) -> bool:
+    """The openai SDK authenticates with Bearer; google-genai and curl with a Google-style key."""
+    return request.headers.get("Authorization", "").lower().startswith("bearer ") and not (
+        request.headers.get("x-goog-api-key") or request.args.get("key")
+    )
+
+
 def authenticate(session: Session, plaintext: str | None) -> Caller:
     """The caller owning `plaintext`; 401 if missing, unknown or revoked, 403 if deactivated."""
     if not plaintext:

@@ -2,6 +2,7 @@
 
 The upstream key travels only in a header (`x-goog-api-key` on native paths,
 `Authorization: Bearer` on OpenAI-compatible ones), never in the URL, which ends up in logs.
+The request's other headers are built by the proxy from an allow-list (`vault.proxy.translate`).
 """
 
 from collections.abc import Iterator
@@ -12,14 +13,6 @@ from requests.adapters import HTTPAdapter
 
 READ_SIZE = 64 * 1024
 
-# Never forwarded: hop-by-hop headers, the client's credentials, and noise.
-DROPPED_REQUEST_HEADERS = {
-    "host", "content-length", "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade", "authorization",
-    "x-goog-api-key", "cookie", "accept-encoding", "x-csrftoken", "x-forwarded-for", "x-forwarded-host",
-    "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "forwarded",
-}
-DROPPED_REQUEST_PREFIXES = ("x-stainless-",)
 # The Vault's own X-Request-Id identifies the request; the upstream's ids travel under their own names.
 RELAYED_RESPONSE_HEADERS = {"content-type", "x-goog-request-id", "request-id", "server-timing"}
 
@@ -38,17 +31,6 @@ class UpstreamRequest:
     streaming: bool
     dialect: str
     extras: dict = field(default_factory=dict)
-
-
-def forwardable_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
-    """The client's headers that may travel upstream."""
-    kept: dict[str, str] = {}
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered in DROPPED_REQUEST_HEADERS or lowered.startswith(DROPPED_REQUEST_PREFIXES):
-            continue
-        kept[name] = value
-    return kept
 
 
 def relayable_headers(headers) -> dict[str, str]:

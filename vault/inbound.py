@@ -1,0 +1,199 @@
+"""What a request brings in, read as hostile: its body, bounded in size and time, and that body as JSON.
+
+- The body is read in pieces, never more than `VAULT_MAX_BODY_BYTES` (413 whether the size
+  was announced by `Content-Length` or the body came chunked), and it must finish arriving
+  within `VAULT_BODY_TIMEOUT_SECONDS` (408). After either refusal the connection stops being
+  read, so a client cannot keep a worker's connection busy by trickling bytes.
+- JSON must be UTF-8, strict (no `NaN`), nested at most `MAX_JSON_DEPTH` deep and have at
+  most `MAX_JSON_TOKENS` elements — beyond that no Gemini request is meaningful.
+- Small bodies are parsed inline with the C decoder. A large, element-heavy body is parsed in
+  gevent's thread pool with the pure-Python scanner, which gives up the GIL between
+  bytecodes: parsing it takes longer, but the worker's other streams keep flowing.
+"""
+
+import json
+import json.scanner
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Request, current_app, request
+
+from vault.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from vault.security import gevent_serving, off_hub
+
+READ_SIZE = 64 * 1024
+MAX_JSON_DEPTH = 100  # protobuf's own recursion limit: Google refuses deeper messages anyway
+MAX_JSON_TOKENS = 2_000_000
+INLINE_JSON_TOKENS = 50_000
+JSON_TYPES = ("application/json",)
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def install_body_reader(app: Flask, skip: Callable[[Request], bool]) -> None:
+    """Read every request body up front (bounded), except where `skip` says the view reads it later.
+
+    Runs before any other hook, so CSRF checks and form parsing see the bounded copy.
+    """
+
+    def read_bounded_body() -> None:
+        if request.method in BODY_METHODS and not skip(request):
+            read_body(request)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, read_bounded_body)
+
+
+def read_body(req: Request) -> bytes:
+    """The request's body, read once within the size and time limits; cached on `req`.
+
+    Raises `PayloadTooLarge` (413) or `RequestTimeout` (408); either way the rest of the
+    body is never read.
+    """
+    cached = getattr(req, "_cached_data", None)
+    if cached is not None:
+        return cached
+    limit = current_app.config["VAULT_MAX_BODY_BYTES"]
+    deadline = current_app.config["VAULT_BODY_TIMEOUT_SECONDS"]
+    declared = req.content_length
+    if declared is not None and declared > limit:
+        stop_reading(req)
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    chunked = "chunked" in req.headers.get("Transfer-Encoding", "").lower()
+    if declared is None and not chunked:
+        req._cached_data = b""
+        return b""
+    try:
+        body = read_within(req.environ["wsgi.input"], declared, limit, deadline)
+    except (PayloadTooLarge, RequestTimeout):
+        stop_reading(req)
+        raise
+    req._cached_data = body
+    return body
+
+
+def read_within(stream, declared: int | None, limit: int, deadline: float) -> bytes:
+    """Up to `declared` bytes (or to the end) of `stream`, at most `limit`, within `deadline` seconds."""
+    timeout = _deadline(deadline)
+    try:
+        with timeout:
+            return _read_pieces(stream, declared, limit)
+    except OSError as exc:
+        raise BadRequest("The request body could not be read.") from exc
+
+
+def _read_pieces(stream, declared: int | None, limit: int) -> bytes:
+    pieces, size = [], 0
+    wanted = declared if declared is not None else limit + 1
+    while size < wanted:
+        piece = stream.read(min(READ_SIZE, wanted - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    if declared is not None and size < declared:
+        raise BadRequest("The request body ended before its Content-Length.")
+    return b"".join(pieces)
+
+
+class _NoDeadline:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+def _deadline(seconds: float):
+    """A gevent timeout raising `RequestTimeout` when serving under gevent (the body read is cooperative)."""
+    if not seconds or not gevent_serving():
+        return _NoDeadline()
+    from gevent import Timeout
+
+    return Timeout(seconds, RequestTimeout("The request body did not arrive in time."))
+
+
+def stop_reading(req: Request) -> None:
+    """Stop reading this connection: the server answers, then closes instead of draining the rest."""
+    sock = req.environ.get("gunicorn.socket")
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+
+
+def require_json_type(req: Request) -> None:
+    """415 unless the body is declared as JSON (`application/json`, any `+json`), in UTF-8."""
+    mimetype = req.mimetype
+    if mimetype not in JSON_TYPES and not (mimetype.startswith("application/") and mimetype.endswith("+json")):
+        raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
+    charset = req.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("JSON bodies must be UTF-8.")
+
+
+def parse_json(raw: bytes) -> Any:
+    """`raw` as a JSON value; `BadRequest` if it is not strict UTF-8 JSON within the limits."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("The request body is not UTF-8.") from None
+    tokens = element_count(raw)
+    if tokens > MAX_JSON_TOKENS:
+        raise BadRequest(f"The JSON body has more than {MAX_JSON_TOKENS} elements.")
+    if tokens <= INLINE_JSON_TOKENS:
+        return _decode_checked(text, _c_loads, may_nest=_containers(raw) > MAX_JSON_DEPTH)
+    return off_hub(_decode_checked, text, _python_loads, True)
+
+
+def element_count(raw: bytes) -> int:
+    """An upper bound of the elements in a JSON text (separators and openers, also inside strings)."""
+    return raw.count(b",") + raw.count(b":") + _containers(raw)
+
+
+def _containers(raw: bytes) -> int:
+    return raw.count(b"[") + raw.count(b"{")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _c_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _python_loads(text: str) -> Any:
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    return decoder.decode(text)
+
+
+def _decode_checked(text: str, loads: Callable[..., Any], may_nest: bool) -> Any:
+    try:
+        value = loads(text)
+    except RecursionError:
+        raise BadRequest(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.") from None
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON.") from None
+    if may_nest and depth_of(value) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")
+    return value
+
+
+def depth_of(value: Any) -> int:
+    """How deeply `value` nests (a scalar is 0, `[]` is 1), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest

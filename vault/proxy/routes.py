@@ -1,0 +1,200 @@
+"""The allow-list of proxied calls: which (method, path) the Vault serves and what each becomes upstream.
+
+Nothing of the client's path reaches Google as text. The decoded path is split into
+segments; every segment must be non-empty, not a dot-segment, and made only of letters,
+digits and `.` `_` `-` `:` (so encoded `/ ? # %`, already decoded by the server, fail here);
+the model id must match `MODEL_ID`, the action must be one of the table's; and the upstream
+path is then built anew from the table with the model re-encoded. Query parameters are
+kept only where the action documents them, each one checked; Google's system parameters
+(`fields`, `prettyPrint`, `alt=media` …) are refused, anything else is dropped.
+
+Whether a call is billed is a property of its action here, never of a path prefix.
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from vault.errors import BadRequest, MethodNotAllowed, NotFound
+
+MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SEGMENT = re.compile(r"^[A-Za-z0-9._:-]+$")
+PAGE_SIZE = re.compile(r"^[0-9]{1,4}$")
+PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_.~+/=-]{1,512}$")
+VERSIONS = ("v1beta", "v1")
+NOT_SERVED = ("files", "cachedContents", "tunedModels", "batches", "operations", "corpora", "generatedFiles",
+              "dynamic", "ragStores", "fileSearchStores")
+# Google's system parameters change what the upstream answers (a field mask can drop
+# `usageMetadata`) or how it authenticates; none may be set by a Vault caller.
+SYSTEM_PARAMETERS = {"fields", "$fields", "prettyprint", "$prettyprint", "alt", "$alt", "callback", "$callback",
+                     "quotauser", "$quotauser", "userip", "$userip", "upload_protocol", "uploadtype",
+                     "access_token", "oauth_token", "$.xgafv", "$outputdefaults", "requestreason"}
+
+
+@dataclass(frozen=True)
+class Action:
+    """One kind of proxied call: its name (usage records, metrics), dialect and billing."""
+
+    name: str
+    dialect: str          # "google" or "openai": the client's envelope and the upstream endpoint
+    method: str
+    billable: bool
+    has_body: bool = False
+    streaming: bool = False
+    query: tuple[str, ...] = ()
+
+
+MODELS_LIST = Action("models.list", "google", "GET", billable=False, query=("pageSize", "pageToken"))
+MODELS_GET = Action("models.get", "google", "GET", billable=False)
+NATIVE_METHODS = {
+    "generateContent": Action("generateContent", "google", "POST", billable=True, has_body=True),
+    "streamGenerateContent": Action("streamGenerateContent", "google", "POST", billable=True, has_body=True,
+                                    streaming=True, query=("alt",)),
+    "countTokens": Action("countTokens", "google", "POST", billable=False, has_body=True),
+    "embedContent": Action("embedContent", "google", "POST", billable=True, has_body=True),
+    "batchEmbedContents": Action("batchEmbedContents", "google", "POST", billable=True, has_body=True),
+}
+CHAT = Action("chat.completions", "openai", "POST", billable=True, has_body=True)
+EMBEDDINGS = Action("embeddings", "openai", "POST", billable=True, has_body=True)
+OPENAI_MODELS_LIST = Action("openai.models", "openai", "GET", billable=False)
+OPENAI_MODELS_GET = Action("openai.models.get", "openai", "GET", billable=False)
+ACTION_NAMES = frozenset(
+    [a.name for a in NATIVE_METHODS.values()]
+    + [a.name for a in (MODELS_LIST, MODELS_GET, CHAT, EMBEDDINGS, OPENAI_MODELS_LIST, OPENAI_MODELS_GET)]
+)
+OPENAI_PATHS = {("chat", "completions"): CHAT, ("embeddings",): EMBEDDINGS, ("models",): OPENAI_MODELS_LIST}
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request resolved against the allow-list: the action, the upstream path and query."""
+
+    action: Action
+    upstream_path: str
+    model: str = ""
+    query: list[tuple[str, str]] = field(default_factory=list)
+
+
+def resolve(method: str, path: str, args: Iterable[tuple[str, str]], bearer_caller: bool) -> Call:
+    """The allow-listed call for `method path?args`, or `BadRequest` / `NotFound` (no upstream call).
+
+    `bearer_caller` tells the openai SDK (Bearer) from google-genai on the shared `/v1/models`.
+    """
+    segments = path.split("/")[1:]
+    check_segments(segments)
+    version, rest = segments[0], segments[1:]
+    if version not in VERSIONS or not rest:
+        raise NotFound("This path is not served by the Vault.")
+    if version == "v1beta" and rest[0] == "openai":
+        action, model = openai_action(tuple(rest[1:]))
+    elif version == "v1" and tuple(rest) in (("chat", "completions"), ("embeddings",)):
+        action, model = OPENAI_PATHS[tuple(rest)], ""
+    elif version == "v1" and rest[0] == "models" and bearer_caller and method != "POST":
+        action, model = openai_action(tuple(rest))
+    elif rest[0] == "models":
+        action, model = native_action(rest[1:])
+    else:
+        raise NotFound(not_served_message(rest[0]))
+    check_method(method, action)
+    return Call(action, upstream_path(version, action, model), model, allowed_query(action, list(args)))
+
+
+def check_segments(segments: list[str]) -> None:
+    """Every segment non-empty, not `.`/`..`, and of plain characters only."""
+    for segment in segments:
+        if not segment:
+            raise BadRequest("The path has an empty segment.")
+        if segment.strip(".") == "":
+            raise BadRequest("The path has a dot-segment.")
+        if not SEGMENT.match(segment):
+            raise BadRequest("The path holds characters the Vault does not accept.")
+
+
+def native_action(rest: list[str]) -> tuple[Action, str]:
+    """`models` (list), `models/{model}` (get) or `models/{model}:{method}`."""
+    if not rest:
+        return MODELS_LIST, ""
+    if len(rest) > 1:
+        raise NotFound("This path is not served by the Vault.")
+    model, colon, method = rest[0].partition(":")
+    model = checked_model(model)
+    if not colon:
+        return MODELS_GET, model
+    action = NATIVE_METHODS.get(method)
+    if action is None:
+        raise NotFound(f"The model method '{method[:64]}' is not served by the Vault.")
+    return action, model
+
+
+def openai_action(rest: tuple[str, ...]) -> tuple[Action, str]:
+    """An OpenAI-compatible path below the base (`chat/completions`, `embeddings`, `models[/{id}]`)."""
+    if rest in OPENAI_PATHS:
+        return OPENAI_PATHS[rest], ""
+    if len(rest) == 2 and rest[0] == "models":
+        return OPENAI_MODELS_GET, checked_model(rest[1])
+    raise NotFound("This OpenAI-compatible path is not served by the Vault.")
+
+
+def checked_model(model: str) -> str:
+    """`model` if it is a plain model id (a `models/` prefix is for bodies, not paths)."""
+    if not MODEL_ID.match(model):
+        raise BadRequest("The model id may only hold letters, digits, '.', '-' and '_'.")
+    return model
+
+
+def check_method(method: str, action: Action) -> None:
+    """405 for HEAD, OPTIONS or any other method the action does not take (no upstream call)."""
+    if method != action.method:
+        raise MethodNotAllowed(f"{method[:16]} is not served on this path; use {action.method}.",
+                               headers={"Allow": action.method})
+
+
+def not_served_message(resource: str) -> str:
+    if resource in NOT_SERVED:
+        return f"'{resource}' is not served by the Vault yet."
+    return "This path is not served by the Vault."
+
+
+def upstream_path(version: str, action: Action, model: str) -> str:
+    """The upstream path, built from the table; the model is the only client value and is re-encoded."""
+    encoded = quote(model, safe="")
+    if action.dialect == "openai":
+        paths = {CHAT: "chat/completions", EMBEDDINGS: "embeddings", OPENAI_MODELS_LIST: "models",
+                 OPENAI_MODELS_GET: f"models/{encoded}"}
+        return "/v1beta/openai/" + paths[action]
+    if action is MODELS_LIST:
+        return f"/{version}/models"
+    if action is MODELS_GET:
+        return f"/{version}/models/{encoded}"
+    return f"/{version}/models/{encoded}:{action.name}"
+
+
+def allowed_query(action: Action, args: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The query the upstream gets: documented parameters only, each checked once."""
+    kept: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in args:
+        if name == "key":
+            continue  # the caller's Vault key: consumed at the door
+        if name in seen:
+            raise BadRequest(f"The query parameter '{name[:32]}' is given more than once.")
+        seen.add(name)
+        if name in action.query:
+            kept += checked_parameter(name, value)
+        elif name.lower() in SYSTEM_PARAMETERS and not (name == "alt" and value == "json"):
+            raise BadRequest(f"The system parameter '{name[:32]}' is not accepted through the Vault.")
+    return kept
+
+
+def checked_parameter(name: str, value: str) -> list[tuple[str, str]]:
+    """One documented parameter, validated; `alt=json` is the default and is not sent."""
+    if name == "alt":
+        if value not in ("sse", "json"):
+            raise BadRequest("'alt' must be 'sse' or 'json'.")
+        return [("alt", "sse")] if value == "sse" else []
+    if name == "pageSize" and PAGE_SIZE.match(value) and 1 <= int(value) <= 1000:
+        return [(name, value)]
+    if name == "pageToken" and PAGE_TOKEN.match(value):
+        return [(name, value)]
+    raise BadRequest(f"The query parameter '{name}' is not valid.")

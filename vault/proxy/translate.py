@@ -1,0 +1,110 @@
+"""From a resolved call and what the client sent to the exact request Google gets, and back.
+
+Plain functions over plain values (no Flask request): the upstream request is built from
+the allow-listed call, the parsed body and two identification headers — never from the
+client's raw path, query or headers. Upstream errors are put into the caller's dialect here.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from vault.errors import BadRequest
+from vault.proxy.routes import Call, checked_model
+from vault.upstream.client import UpstreamRequest
+
+# The SDKs name themselves in these; Google's logs show them. Nothing else of the client's
+# headers is forwarded (credentials, cookies, hop-by-hop, X-HTTP-Method-Override, field masks …).
+IDENTIFICATION_HEADERS = {"user-agent": "User-Agent", "x-goog-api-client": "x-goog-api-client"}
+PRINTABLE = re.compile(r"^[\x20-\x7e]{1,256}$")
+# Google's error details that may reach a caller; ErrorInfo metadata names pool projects.
+SAFE_DETAIL_TYPES = ("google.rpc.BadRequest", "google.rpc.Help", "google.rpc.LocalizedMessage",
+                     "google.rpc.RetryInfo", "google.rpc.PreconditionFailure")
+OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                      404: "not_found_error", 409: "invalid_request_error", 413: "invalid_request_error",
+                      429: "rate_limit_error"}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What the proxy core needs of the client's request, read once at the door."""
+
+    call: Call
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+    payload: dict | None = None
+
+
+def identification_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The client's `User-Agent` and `x-goog-api-client`, if they are short printable text."""
+    kept: dict[str, str] = {}
+    for name, value in headers:
+        canonical = IDENTIFICATION_HEADERS.get(name.lower())
+        if canonical and PRINTABLE.match(value):
+            kept[canonical] = value
+    return kept
+
+
+def upstream_request(inbound: Inbound) -> UpstreamRequest:
+    """The request Google gets for `inbound` (without any key: the failover loop adds one)."""
+    call, action = inbound.call, inbound.call.action
+    headers = identification_headers(inbound.headers)
+    body, model, streaming, extras = b"", call.model, action.streaming, {}
+    if action.has_body:
+        headers["Content-Type"] = "application/json"
+        body = inbound.body
+        if action.dialect == "openai":
+            body, model, streaming, extras = openai_body(inbound.payload or {})
+    return UpstreamRequest(method=action.method, path=call.upstream_path, query=list(call.query), headers=headers,
+                           body=body, bearer_auth=action.dialect == "openai", model=model, streaming=streaming,
+                           dialect=action.dialect, extras=extras)
+
+
+def openai_body(payload: dict) -> tuple[bytes, str, bool, dict]:
+    """(body, model, streaming, extras) of an OpenAI-compatible request, re-serialised from what was parsed.
+
+    Re-serialising means the upstream reads exactly what the Vault read and billed (no
+    duplicate keys). A streamed chat that did not ask for usage gets it asked for (the Vault
+    bills from it) and stripped again on the way back.
+    """
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a string.")
+    model = checked_model(model.removeprefix("models/"))
+    streaming = payload.get("stream") is True
+    options = payload.get("stream_options")
+    extras = {}
+    if streaming and not (isinstance(options, dict) and options.get("include_usage") is True):
+        payload = payload | {"stream_options": (options if isinstance(options, dict) else {}) | {"include_usage": True}}
+        extras = {"strip_usage": True}
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return body, model, streaming, extras
+
+
+def google_error_of(body: bytes) -> dict:
+    """The `error` object of Google's envelope (plain, or in the OpenAI endpoint's array), or {}."""
+    try:
+        parsed: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if isinstance(parsed, list) and parsed:
+        parsed = parsed[0]
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def client_error_body(status: int, body: bytes, dialect: str) -> dict:
+    """An upstream client error (4xx) in the caller's dialect, with Google's message."""
+    error = google_error_of(body)
+    message = error.get("message") if isinstance(error.get("message"), str) else "The upstream refused the request."
+    google_status = error.get("status") if isinstance(error.get("status"), str) else "INVALID_ARGUMENT"
+    if dialect == "openai":
+        return {"error": {"message": message, "type": OPENAI_ERROR_TYPES.get(status, "invalid_request_error"),
+                          "code": google_status.lower(), "param": None}}
+    rendered: dict[str, Any] = {"code": status, "message": message, "status": google_status}
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)
+               and str(d.get("@type", "")).endswith(SAFE_DETAIL_TYPES)]
+    if details:
+        rendered["details"] = details
+    return {"error": rendered}
