@@ -21,7 +21,7 @@ from vault.meter import Meter
 from vault.metering import NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, from_body
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.keys import Caller, authenticate, bearer_caller, presented_vault_key
-from vault.proxy.routes import Call, resolve
+from vault.proxy.routes import ACTION_NAMES, Call, resolve
 from vault.proxy.translate import Inbound, client_error_body, upstream_request
 from vault.ratelimit import enforce_key_limit
 from vault.runtime import VaultRuntime, runtime
@@ -78,9 +78,10 @@ def read_inbound(call: Call) -> Inbound:
 
 
 def observe(vault: VaultRuntime, entry) -> None:
-    """Count a finished request in the metrics."""
+    """Count a finished request in the metrics; labels only ever come from the fixed set of actions."""
     first_byte = None if entry.first_byte_ms is None else entry.first_byte_ms / 1000
-    vault.metrics.request_finished(entry.endpoint, entry.priced_model, entry.status, entry.total_ms / 1000,
+    endpoint = entry.endpoint if entry.endpoint in ACTION_NAMES else "other"
+    vault.metrics.request_finished(endpoint, entry.priced_model, entry.status, entry.total_ms / 1000,
                                    first_byte, entry.usage.prompt + entry.usage.tool_prompt, entry.usage.output)
 
 

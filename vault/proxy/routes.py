@@ -105,7 +105,7 @@ def check_segments(segments: list[str]) -> None:
     for segment in segments:
         if not segment:
             raise BadRequest("The path has an empty segment.")
-        if segment.strip(".") == "":
+        if segment.partition(":")[0].strip(".") == "" and segment.partition(":")[0]:
             raise BadRequest("The path has a dot-segment.")
         if not SEGMENT.match(segment):
             raise BadRequest("The path holds characters the Vault does not accept.")

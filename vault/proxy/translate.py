@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vault.errors import BadRequest
+from vault.inbound import encode_json, is_large
 from vault.proxy.routes import Call, checked_model
 from vault.upstream.client import UpstreamRequest
 
@@ -55,13 +56,13 @@ def upstream_request(inbound: Inbound) -> UpstreamRequest:
         headers["Content-Type"] = "application/json"
         body = inbound.body
         if action.dialect == "openai":
-            body, model, streaming, extras = openai_body(inbound.payload or {})
+            body, model, streaming, extras = openai_body(inbound.payload or {}, is_large(inbound.body))
     return UpstreamRequest(method=action.method, path=call.upstream_path, query=list(call.query), headers=headers,
                            body=body, bearer_auth=action.dialect == "openai", model=model, streaming=streaming,
                            dialect=action.dialect, extras=extras)
 
 
-def openai_body(payload: dict) -> tuple[bytes, str, bool, dict]:
+def openai_body(payload: dict, large: bool = False) -> tuple[bytes, str, bool, dict]:
     """(body, model, streaming, extras) of an OpenAI-compatible request, re-serialised from what was parsed.
 
     Re-serialising means the upstream reads exactly what the Vault read and billed (no
@@ -78,8 +79,7 @@ def openai_body(payload: dict) -> tuple[bytes, str, bool, dict]:
     if streaming and not (isinstance(options, dict) and options.get("include_usage") is True):
         payload = payload | {"stream_options": (options if isinstance(options, dict) else {}) | {"include_usage": True}}
         extras = {"strip_usage": True}
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return body, model, streaming, extras
+    return encode_json(payload, large), model, streaming, extras
 
 
 def google_error_of(body: bytes) -> dict:
