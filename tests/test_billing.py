@@ -56,8 +56,8 @@ def test_price_book_reads_the_seeded_table_and_falls_back(app):
 def test_hold_estimate_uses_the_output_cap():
     price = Price("m", Rates(usd_to_nano("1"), usd_to_nano("10"), 0))
     body = b'{"generationConfig": {"maxOutputTokens": 1000}, "contents": []}'
-    assert billing.estimate_hold(len(body), json.loads(body), price, 8192, 1) == cost_nano(Usage(prompt=len(body) // 4 + 1, candidates=1000),
-                                                                    price.base)
+    hold = billing.estimate_hold(len(body), json.loads(body), price, 8192, 1)
+    assert hold == cost_nano(Usage(prompt=len(body) // 4 + 1, candidates=1000), price.base)
     assert billing.estimate_hold(17, {"max_tokens": 5}, price, 8192, 10**9) == 10**9
 
 

@@ -5,6 +5,7 @@ as the variables); `finalize()` fills the generated development secrets and refu
 production start that lacks real ones.
 """
 
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -21,6 +22,7 @@ from vault.money import usd_to_nano
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development", "test"}
 MIN_SECRET_KEY_LENGTH = 32
+REGISTRATION_MODES = ("open", "invite", "closed")
 
 
 class ConfigError(RuntimeError):
@@ -40,6 +42,26 @@ def parse_bool(raw: str) -> bool:
 def parse_list(raw: str) -> tuple[str, ...]:
     """Split a comma- or newline-separated list, dropping blanks."""
     return tuple(item.strip() for item in raw.replace("\n", ",").split(",") if item.strip())
+
+
+def parse_registration(raw: str) -> str:
+    """`open`, `invite` or `closed`: who may create an account."""
+    mode = raw.strip().lower()
+    if mode not in REGISTRATION_MODES:
+        raise ValueError(f"must be one of {', '.join(REGISTRATION_MODES)}, not {raw!r}")
+    return mode
+
+
+def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
+    """Addresses and networks (CIDR) of trusted reverse proxies, or `*` for any peer."""
+    entries = parse_list(raw)
+    for entry in entries:
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {entry!r}") from None
+    return entries
 
 
 def parse_usd(raw: str) -> int:
@@ -73,13 +95,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_ADMIN_EMAIL", str, None, "bootstrap admin created at start if absent"),
     Setting("VAULT_ADMIN_PASSWORD", str, None, "password of the bootstrap admin"),
     Setting("VAULT_DEFAULT_BALANCE", parse_usd, parse_usd("1.00"), "credit for new users"),
+    Setting("VAULT_REGISTRATION", parse_registration, "open", "who may sign up: open, invite or closed"),
+    Setting("VAULT_SIGNUP_PER_HOUR", int, 10, "sign-up attempts per client address per hour; 0 = no limit"),
     Setting("VAULT_INSTANCE_PATH", str, None, "folder for the SQLite file and dev secrets"),
     Setting("VAULT_TOKEN_TTL_SECONDS", int, 3600, "lifetime of a JWT from /auth/token"),
     Setting("VAULT_LOGIN_MAX_FAILURES", int, 5, "failed logins per account before a wait"),
     Setting("VAULT_LOGIN_WINDOW_SECONDS", float, 300.0, "window (and wait) of the login throttle"),
     Setting("VAULT_PUBLIC_URL", str, None, "base URL shown in quick-start snippets; default: the request's"),
     Setting("VAULT_MAX_BODY_BYTES", int, 20 * 1024 * 1024, "largest request body accepted"),
+    Setting("VAULT_BODY_TIMEOUT_SECONDS", float, 60.0, "a request body must arrive within this (408 otherwise)"),
     Setting("VAULT_COOKIE_SECURE", parse_bool, None, "Secure flag on cookies; default on in production"),
+    Setting("FORWARDED_ALLOW_IPS", parse_trusted_proxies, ("127.0.0.1",),
+            "reverse proxies whose X-Forwarded-For is believed (IPs, CIDRs or *), as in gunicorn"),
+    Setting("VAULT_PROXY_HOPS", int, 1, "trusted proxies in front of the Vault that append to X-Forwarded-For"),
     Setting("VAULT_ARGON2_TIME_COST", int, 2, "argon2id iterations (OWASP minimum 2)"),
     Setting("VAULT_ARGON2_MEMORY_KIB", int, 19456, "argon2id memory in KiB (OWASP minimum 19456)"),
     Setting("VAULT_ARGON2_PARALLELISM", int, 1, "argon2id lanes"),
@@ -94,6 +122,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_COOLDOWN_MAX_SECONDS", float, 600.0, "longest exponential cooldown"),
     Setting("VAULT_KEY_MAX_FAILURES", int, 5, "consecutive key failures before a key is disabled"),
     Setting("VAULT_KEY_DISABLE_SECONDS", float, 3600.0, "how long such a key stays disabled"),
+    Setting("VAULT_KEY_BREAKER_FAILURES", int, 3, "5xx/timeouts in a row that set a key aside (0 = off)"),
+    Setting("VAULT_KEY_BREAKER_SECONDS", float, 30.0, "how long a key is set aside by its breaker"),
     Setting("VAULT_POOL_REFRESH_SECONDS", float, 5.0, "how often a worker re-reads the pool table"),
     Setting("VAULT_PRICE_REFRESH_SECONDS", float, 30.0, "how often a worker re-reads the price table"),
     Setting("VAULT_FALLBACK_INPUT_PRICE", parse_usd, parse_usd("1.25"), "USD/1M input tokens, unknown models"),
@@ -133,6 +163,8 @@ def finalize(config: dict[str, Any], instance_path: str) -> None:
         )
     check_encryption_keys(config["VAULT_ENCRYPTION_KEY"])
     check_password_cost(config)
+    if config["VAULT_PROXY_HOPS"] < 1:
+        raise ConfigError("VAULT_PROXY_HOPS must be at least 1")
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["DATABASE_URL"], instance_path)
     config["MAX_CONTENT_LENGTH"] = config["VAULT_MAX_BODY_BYTES"]
     secure = config["VAULT_COOKIE_SECURE"]
@@ -143,6 +175,7 @@ def finalize(config: dict[str, Any], instance_path: str) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
     )
 

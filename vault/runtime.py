@@ -11,12 +11,12 @@ from vault.billing import Price, PriceBook, Rates
 from vault.extensions import db
 from vault.meter import HoldPolicy
 from vault.observability import Metrics
+from vault.pool.health import PoolHealth
+from vault.pool.rotator import KeyRotator, RotatorPolicy
+from vault.pool.shared import SharedKeyRotator, connect
 from vault.ratelimit import Limiter, LoginThrottle
-from vault.redis_state import SharedKeyRotator, connect
-from vault.rotator import KeyRotator, RotatorPolicy
 from vault.security import PasswordHashing, SecretBox
 from vault.upstream.client import UpstreamClient
-from vault.upstream.health import PoolHealth
 
 
 @dataclass
@@ -46,6 +46,7 @@ def init_runtime(app: Flask) -> VaultRuntime:
     policy = RotatorPolicy(
         cooldown_base=config["VAULT_COOLDOWN_BASE_SECONDS"], cooldown_max=config["VAULT_COOLDOWN_MAX_SECONDS"],
         max_failures=config["VAULT_KEY_MAX_FAILURES"], disable_seconds=config["VAULT_KEY_DISABLE_SECONDS"],
+        breaker_failures=config["VAULT_KEY_BREAKER_FAILURES"], breaker_seconds=config["VAULT_KEY_BREAKER_SECONDS"],
     )
     prefix = config["VAULT_REDIS_PREFIX"]
     redis_url = config["REDIS_URL"]

@@ -1,17 +1,23 @@
-"""Failover and key health against a real server: cooldowns, disabling, give-up statuses."""
+"""Failover and key health against a real server: cooldowns, the breaker, disabling, give-up statuses."""
 
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import pytest
 import requests
 
-from tests.fake_gemini import Reply, faults
+from tests.fake_gemini import Fault, Reply, faults
 
 MODEL = "gemini-2.5-flash"
 GENERATE = f"/v1beta/models/{MODEL}:generateContent"
 STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}]}
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+# What Google answers a request naming another project's file (`fileData.fileUri`).
+FOREIGN_FILE = Fault(403, {"code": 403, "status": "PERMISSION_DENIED",
+                           "message": "You do not have permission to access the File abc123 or it may not exist."})
+MOVED = Fault(302, raw=b"<html><body>Moved</body></html>", content_type="text/html; charset=UTF-8")
 
 
 def generate(stack, path=GENERATE):
@@ -40,9 +46,10 @@ def test_burst_survives_a_rate_limited_and_a_broken_key(own_stack):
     cooling = health_of(stack, limited)
     assert [c["model"] for c in cooling["cooldowns"]] == [MODEL]
     assert cooling["state"] == "active"
-    assert health_of(stack, broken)["state"] == "active"
-    assert health_of(stack, broken)["consecutive_failures"] == 0
-    assert health_of(stack, broken)["last_error"].startswith("500")
+    set_aside = health_of(stack, broken)
+    assert set_aside["state"] == "active" and set_aside["consecutive_failures"] == 0
+    assert set_aside["last_error"].startswith("500")
+    assert "*" in [c["model"] for c in set_aside["cooldowns"]], "its breaker set the broken key aside"
     assert health_of(stack, healthy)["request_count"] >= 200 - 2 * len(stack.fake.requests_for(limited))
 
     stack.fake.clear_script()
@@ -94,7 +101,8 @@ def test_all_keys_failing_is_502_and_nobody_is_blamed(own_stack):
     response = generate(stack)
     assert response.status_code == 502 and response.json()["error"]["code"] == 502
     assert len(stack.fake.calls) == 2
-    assert all(key["state"] == "active" and key["consecutive_failures"] == 0 for key in stack.pool())
+    assert all(key["state"] == "active" and key["consecutive_failures"] == 0 and not key["cooldowns"]
+               for key in stack.pool())
 
 
 def test_retries_are_bounded(own_stack):
@@ -129,6 +137,57 @@ def test_invalid_key_is_disabled_until_an_admin_enables_it(own_stack):
     assert enabled.json()["state"] == "active"
     assert all(generate(stack).status_code == 200 for _ in range(4))
     assert len(stack.fake.requests_for(bad)) >= 2
+
+
+def test_a_key_that_keeps_failing_is_set_aside_by_its_breaker(own_stack):
+    stack = own_stack(key_count=2, WEB_CONCURRENCY="1")
+    failing, healthy = stack.upstream_keys
+    stack.fake.enqueue(faults.internal(), key=failing, times=None)
+    assert all(generate(stack).status_code == 200 for _ in range(8))
+    assert len(stack.fake.requests_for(failing)) == 3, "three 500s in a row, then it rests"
+    health = health_of(stack, failing)
+    assert health["state"] == "active"
+    [rest] = health["cooldowns"]
+    assert rest["model"] == "*" and rest["reason"].startswith("circuit breaker: 3 upstream failures")
+    assert not health_of(stack, healthy)["cooldowns"]
+
+
+@pytest.mark.parametrize("dialect", ["native", "openai"])
+def test_a_403_about_a_file_the_request_names_is_the_callers(own_stack, dialect):
+    stack = own_stack(key_count=2, WEB_CONCURRENCY="1")
+    stack.fake.enqueue(FOREIGN_FILE, times=None)
+    for _ in range(5):
+        if dialect == "native":
+            response = generate(stack)
+        else:
+            response = requests.post(f"{stack.base_url}/v1/chat/completions", json=CHAT, timeout=30,
+                                     headers={"Authorization": f"Bearer {stack.vault_key}"})
+        assert response.status_code == 403
+    assert len(stack.fake.calls) == 5, "returned once each, no failover"
+    for key in stack.pool():
+        assert key["state"] == "active" and not key["cooldowns"]
+        assert (key["failure_count"], key["consecutive_failures"], key["last_error"]) == (0, 0, None)
+
+
+def test_one_request_disables_at_most_one_key(own_stack):
+    stack = own_stack(key_count=3, WEB_CONCURRENCY="1")
+    stack.fake.enqueue(faults.key_service_blocked(), times=None)
+    response = generate(stack)
+    assert response.status_code == 502 and response.json()["error"]["code"] == 502
+    assert len(stack.fake.calls) == 2, "a second rejection ends the request"
+    assert [key["state"] for key in stack.pool()].count("disabled") == 1
+    second = health_of(stack, stack.fake.calls[1].key)
+    assert (second["state"], second["last_error"]) == ("active", None)
+
+
+def test_an_upstream_redirect_is_a_502_and_no_key_changes(own_stack):
+    stack = own_stack(key_count=2, WEB_CONCURRENCY="1")
+    stack.fake.enqueue(MOVED, times=None)
+    before = stack.pool()
+    response = generate(stack)
+    assert response.status_code == 502 and "Location" not in response.headers
+    assert len(stack.fake.calls) == 1, "no failover"
+    assert stack.pool() == before
 
 
 def test_repeated_key_failures_disable_for_a_while(own_stack):

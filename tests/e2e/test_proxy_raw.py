@@ -110,7 +110,10 @@ def test_malformed_json_is_refused_at_the_door(stack, path, auth):
                              headers={auth: value, "Content-Type": "application/json"})
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["status"] == "INVALID_ARGUMENT" if auth == "x-goog-api-key" else error["type"] == "invalid_request_error"
+    if auth == "x-goog-api-key":
+        assert error["status"] == "INVALID_ARGUMENT"
+    else:
+        assert error["type"] == "invalid_request_error"
     assert stack.fake.calls == []
 
 

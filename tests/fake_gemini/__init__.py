@@ -11,8 +11,8 @@ from tests.fake_gemini import faults
 from tests.fake_gemini.faults import Fault
 from tests.fake_gemini.log import RecordedRequest
 from tests.fake_gemini.payloads import count_words
-from tests.fake_gemini.script import Gate, Hang, Reply, Reset
+from tests.fake_gemini.script import Gate, Hang, Redirect, Reply, Reset
 from tests.fake_gemini.server import FakeGemini
 
-__all__ = ["FakeGemini", "Fault", "Gate", "Hang", "RecordedRequest", "Reply", "Reset",
-           "count_words", "faults"]
+__all__ = ["FakeGemini", "Fault", "Gate", "Hang", "RecordedRequest", "Redirect", "Reply",
+           "Reset", "count_words", "faults"]

@@ -29,7 +29,11 @@ class Stream:
 
 @dataclass
 class Call:
-    """One routed, authenticated call as the endpoint functions see it."""
+    """One routed, authenticated call as the endpoint functions see it.
+
+    `key` is the key it runs as, `resources` the fake's `ResourceStore` (files and cached
+    contents per key), `alt` the response format system parameter ("json", "sse" or None).
+    """
 
     endpoint: str
     version: str
@@ -41,6 +45,9 @@ class Call:
     catalog: dict[str, dict]
     embedding_dim: int
     extra: dict = field(default_factory=dict)
+    key: str | None = None
+    resources: object = None
+    alt: str | None = None
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """The first value of a query parameter."""
@@ -68,3 +75,10 @@ def require_model(call: Call, method: str, model: str | None = None) -> dict:
             f"for {method}. Call ListModels to see the list of available models and their "
             "supported methods."))
     return resource
+
+
+def require_own_resources(call: Call, body: dict) -> None:
+    """The 403 upstream sends when `body` names a file or cached content of another project."""
+    fault = call.resources.denial(call.key, body) if call.resources is not None else None
+    if fault:
+        raise ApiError(fault)

@@ -14,6 +14,8 @@ SERVICE = "generativelanguage.googleapis.com"
 RPC = "type.googleapis.com/google.rpc."
 RATE_LIMITS_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
 KEY_INVALID_MESSAGE = "API key not valid. Please pass a valid API key."
+KEY_EXPIRED_MESSAGE = "API key expired. Please renew the API key."
+CONSOLE = "https://console.developers.google.com"
 UNREGISTERED_MESSAGE = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
@@ -42,12 +44,18 @@ class Fault:
     raw: bytes | None = None
     content_type: str = JSON_TYPE
 
-    def body(self, dialect: str = "native") -> bytes:
-        """Render the body the way upstream does for `dialect` ("native" or "openai")."""
+    def body(self, dialect: str = "native", pretty: bool = True) -> bytes:
+        """Render the body the way upstream does for `dialect` ("native" or "openai").
+
+        `pretty=False` is what a caller gets with the `prettyPrint=false` system parameter.
+        """
         if self.raw is not None:
             return self.raw
         envelope = {"error": self.error}
-        return json.dumps([envelope] if dialect == "openai" else envelope, indent=2).encode()
+        payload = [envelope] if dialect == "openai" else envelope
+        if pretty:
+            return json.dumps(payload, indent=2).encode()
+        return json.dumps(payload, separators=(",", ":")).encode()
 
     def event(self) -> dict:
         """The envelope as one in-band stream event (`{"error": {...}}`)."""
@@ -100,10 +108,30 @@ def resource_exhausted() -> Fault:
     return error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
 
 
+def localized(message: str) -> dict:
+    """A `google.rpc.LocalizedMessage` detail repeating `message` in en-US."""
+    return {"@type": RPC + "LocalizedMessage", "locale": "en-US", "message": message}
+
+
+def help_link(description: str, url: str) -> dict:
+    """A `google.rpc.Help` detail with one link."""
+    return {"@type": RPC + "Help", "links": [{"description": description, "url": url}]}
+
+
 def key_invalid(message: str = KEY_INVALID_MESSAGE) -> Fault:
     """400 INVALID_ARGUMENT with ErrorInfo reason API_KEY_INVALID (the bad-key answer)."""
-    localized = {"@type": RPC + "LocalizedMessage", "locale": "en-US", "message": message}
-    return error(400, "INVALID_ARGUMENT", message, [error_info("API_KEY_INVALID"), localized])
+    return error(400, "INVALID_ARGUMENT", message, [error_info("API_KEY_INVALID"), localized(message)])
+
+
+def key_expired(reason: str = "API_KEY_INVALID") -> Fault:
+    """400 INVALID_ARGUMENT "API key expired. Please renew the API key."
+
+    Upstream really sends ErrorInfo reason API_KEY_INVALID with this message (reported in
+    public issue threads); pass `reason="API_KEY_EXPIRED"` to test a classifier against
+    that hypothetical reason too.
+    """
+    return error(400, "INVALID_ARGUMENT", KEY_EXPIRED_MESSAGE,
+                 [error_info(reason), localized(KEY_EXPIRED_MESSAGE)])
 
 
 def key_leaked() -> Fault:
@@ -112,20 +140,75 @@ def key_leaked() -> Fault:
     return error(403, "PERMISSION_DENIED", message)
 
 
-def key_service_blocked(method: str = "GenerateContent") -> Fault:
+def key_service_blocked(method: str = "GenerateContent", version: str = "v1beta",
+                        project: str = "123") -> Fault:
     """403 PERMISSION_DENIED with ErrorInfo reason API_KEY_SERVICE_BLOCKED."""
-    message = (f"Requests to this API {SERVICE} method google.ai.generativelanguage.v1beta."
+    message = (f"Requests to this API {SERVICE} method google.ai.generativelanguage.{version}."
                f"GenerativeService.{method} are blocked.")
-    detail = error_info("API_KEY_SERVICE_BLOCKED", consumer="projects/123")
+    detail = error_info("API_KEY_SERVICE_BLOCKED", consumer=f"projects/{project}")
     return error(403, "PERMISSION_DENIED", message, [detail])
 
 
 def service_disabled(project: str = "123") -> Fault:
-    """403 PERMISSION_DENIED with ErrorInfo reason SERVICE_DISABLED."""
+    """403 PERMISSION_DENIED with ErrorInfo reason SERVICE_DISABLED (API not enabled)."""
+    url = f"{CONSOLE}/apis/api/{SERVICE}/overview?project={project}"
     message = (f"Generative Language API has not been used in project {project} before or it is "
-               "disabled. Enable it by visiting the Google Cloud console then retry.")
-    detail = error_info("SERVICE_DISABLED", consumer=f"projects/{project}")
-    return error(403, "PERMISSION_DENIED", message, [detail])
+               f"disabled. Enable it by visiting {url} then retry. If you enabled this API "
+               "recently, wait a few minutes for the action to propagate to our systems and retry.")
+    detail = error_info("SERVICE_DISABLED", consumer=f"projects/{project}",
+                        serviceTitle="Generative Language API", containerInfo=project,
+                        activationUrl=url)
+    return error(403, "PERMISSION_DENIED", message,
+                 [detail, localized(message), help_link("Google developers console API activation", url)])
+
+
+def billing_disabled(project: str = "123") -> Fault:
+    """403 PERMISSION_DENIED with ErrorInfo reason BILLING_DISABLED."""
+    url = f"{CONSOLE}/billing/enable?project={project}"
+    message = (f"This API method requires billing to be enabled. Please enable billing on project "
+               f"#{project} by visiting {url} then retry. If you enabled billing for this project "
+               "recently, wait a few minutes for the action to propagate to our systems and retry.")
+    detail = error_info("BILLING_DISABLED", consumer=f"projects/{project}", containerInfo=project)
+    return error(403, "PERMISSION_DENIED", message,
+                 [detail, localized(message), help_link("Google developers console billing", url)])
+
+
+def consumer_suspended(key: str = "AIzaSyFAKE-suspended", project: str = "123") -> Fault:
+    """403 PERMISSION_DENIED with ErrorInfo reason CONSUMER_SUSPENDED.
+
+    Upstream puts the key itself in the message and metadata: a relay must not echo it.
+    """
+    message = f"Permission denied: Consumer 'api_key:{key}' has been suspended."
+    detail = error_info("CONSUMER_SUSPENDED", consumer=f"projects/{project}",
+                        containerInfo=f"api_key:{key}")
+    return error(403, "PERMISSION_DENIED", message, [detail, localized(message)])
+
+
+def key_referrer_blocked(referrer: str = "<empty>", project: str = "123") -> Fault:
+    """403 PERMISSION_DENIED with ErrorInfo reason API_KEY_HTTP_REFERRER_BLOCKED."""
+    message = f"Requests from referer {referrer} are blocked."
+    detail = error_info("API_KEY_HTTP_REFERRER_BLOCKED", consumer=f"projects/{project}")
+    return error(403, "PERMISSION_DENIED", message, [detail, localized(message)])
+
+
+def key_ip_blocked(ip: str = "203.0.113.7", project: str = "123") -> Fault:
+    """403 PERMISSION_DENIED with ErrorInfo reason API_KEY_IP_ADDRESS_BLOCKED."""
+    message = (f"The provided API key has an IP address restriction. The originating IP address "
+               f"of the call ({ip}) violates this restriction.")
+    detail = error_info("API_KEY_IP_ADDRESS_BLOCKED", consumer=f"projects/{project}")
+    return error(403, "PERMISSION_DENIED", message, [detail, localized(message)])
+
+
+def file_denied(file_id: str) -> Fault:
+    """403 for a `files/{file_id}` the calling key's project does not own (or that does not exist)."""
+    file_id = file_id.removeprefix("files/")
+    return error(403, "PERMISSION_DENIED",
+                 f"You do not have permission to access the File {file_id} or it may not exist.")
+
+
+def cached_content_denied() -> Fault:
+    """403 for a `cachedContents/...` the calling key's project does not own (or that does not exist)."""
+    return error(403, "PERMISSION_DENIED", "CachedContent not found (or permission denied)")
 
 
 def unregistered_caller() -> Fault:
@@ -139,6 +222,11 @@ def oauth_expected() -> Fault:
                "login cookie or other valid authentication credential. See "
                "https://developers.google.com/identity/sign-in/web/devconsole-project.")
     return error(401, "UNAUTHENTICATED", message, [error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED")])
+
+
+def unsupported_alt() -> Fault:
+    """400 for an `alt` system parameter the method cannot answer in (media, proto, ...)."""
+    return invalid_argument("Request contains an invalid argument.", with_details=False)
 
 
 def location_not_supported() -> Fault:

@@ -1,7 +1,9 @@
 """The HTTP handler: record the call, route it, check the key, apply the script, answer.
 
-Order as upstream: route, then key (missing → 403, unknown → 400 API_KEY_INVALID), then
-scripted faults, then body validation, then the answer.
+Order as upstream: route (on the `X-HTTP-Method-Override` of a POST, if any), then the
+credentials (none → 403, an OAuth one → 401, any bad key → 400 API_KEY_INVALID), then the
+`alt` system parameter, then scripted actions, then body validation, then the answer, cut
+down by any field mask and compact under `prettyPrint=false`.
 """
 
 import json
@@ -10,11 +12,11 @@ import traceback
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fake_gemini import faults, native, openai_compat
+from tests.fake_gemini import credentials, faults, native, openai_compat, sysparams
 from tests.fake_gemini.calls import ApiError, Call, Stream
 from tests.fake_gemini.faults import Fault
 from tests.fake_gemini.log import RecordedRequest
-from tests.fake_gemini.script import Hang, Reply, Reset, bare_model
+from tests.fake_gemini.script import Hang, Redirect, Reply, Reset, bare_model
 from tests.fake_gemini.wire import CONTENT_TYPES, ClientGone, Wire, error_frame, frame, trailer
 
 NATIVE_PATH = re.compile(r"^/(?P<version>v1beta|v1)/models(?:/(?P<model>[^/:]+)(?::(?P<method>\w+))?)?$")
@@ -48,20 +50,6 @@ def _native_endpoint(method: str, model: str | None, action: str | None) -> str 
     if method == "GET" and action is None:
         return "getModel" if model else "listModels"
     return action if method == "POST" and action in NATIVE_POST else None
-
-
-def find_key(headers, query: dict, dialect: str) -> tuple[str | None, str | None, Fault | None]:
-    """The key, where it came from, and the auth fault a keyless call gets."""
-    if headers.get("x-goog-api-key"):
-        return headers["x-goog-api-key"], "header", None
-    if query.get("key", [""])[0]:
-        return query["key"][0], "query", None
-    bearer = headers.get("authorization", "")
-    if bearer.lower().startswith("bearer ") and bearer[7:].strip():
-        if dialect == "openai":
-            return bearer[7:].strip(), "bearer", None
-        return None, None, faults.oauth_expected()
-    return None, None, faults.unregistered_caller()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -110,13 +98,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def _record(self) -> RecordedRequest:
         url = urlsplit(self.path)
-        pairs = [(k.lower(), v) for k, v in self.headers.items()]
+        raw_headers = list(self.headers.items())
+        pairs = [(k.lower(), v) for k, v in raw_headers]
         merged: dict[str, str] = {}
         for k, v in pairs:
             merged[k] = f"{merged[k]}, {v}" if k in merged else v
-        rec = RecordedRequest(self.command, unquote(url.path), url.query,
-                              parse_qs(url.query, keep_blank_values=True), merged, pairs,
-                              self._read_body())
+        query = parse_qs(url.query, keep_blank_values=True)
+        rec = RecordedRequest(self.command, unquote(url.path), url.query, query, merged, pairs,
+                              self._read_body(), raw_path=url.path, request_target=self.path,
+                              raw_headers=raw_headers)
+        rec.credentials = credentials.collect(pairs, query)
+        self.params = sysparams.read(self.command, query, pairs)
+        rec.system_params, rec.alt = self.params.found, self.params.alt
+        rec.field_mask, rec.pretty_print = self.params.field_mask, self.params.pretty
+        rec.method_override = self.params.method_override
+        rec.routed_method = self.params.method_override or self.command
         self.server.fake._log.append(rec)
         return rec
 
@@ -136,16 +132,16 @@ class Handler(BaseHTTPRequestHandler):
         return data
 
     def _serve(self, fake, rec: RecordedRequest) -> None:
-        found = route(rec.method, rec.path)
+        found = route(rec.routed_method, rec.path)
         if found is None:
             rec.status = 404
             html = NOT_FOUND_HTML.format(path=rec.path).encode()
             return self.wire.body(404, html, "text/html; charset=UTF-8")
         rec.dialect, rec.endpoint, rec.version, rec.model = found
-        key, rec.key_source, fault = find_key(rec.headers, rec.query, rec.dialect)
+        key, rec.key_source, fault = credentials.authenticate(rec.credentials, rec.dialect,
+                                                              fake.key_valid)
         rec.key = key
-        if fault is None and not fake.key_valid(key):
-            fault = faults.key_invalid()
+        fault = fault or self.params.fault()
         if fault:
             return self._fault(rec, fault)
         body, bad_json = _parse(rec)
@@ -159,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
             return rec.finish("stopped")
         if isinstance(action, Fault):
             return self._fault(rec, action)
+        if isinstance(action, Redirect):
+            return self._redirect(rec, action)
         if isinstance(action, Reset):
             if action.rst:
                 self.wire.reset()
@@ -174,22 +172,37 @@ class Handler(BaseHTTPRequestHandler):
     def _result(self, fake, rec: RecordedRequest, reply: Reply, body) -> None:
         handlers = native.HANDLERS if rec.dialect == "native" else openai_compat.HANDLERS
         call = Call(rec.endpoint, rec.version, rec.model, body, rec.query, reply,
-                    fake._next_response_id(), fake.catalog, fake.embedding_dim)
+                    fake._next_response_id(), fake.catalog, fake.embedding_dim,
+                    key=rec.key, resources=fake.resources, alt=rec.alt)
         try:
             result = handlers[rec.endpoint](call)
         except ApiError as exc:
             return self._fault(rec, exc.fault)
+        result = self._masked(result)
         rec.status = 200
         rec.usage = reported_usage(result)
         if isinstance(result, Stream):
             rec.streamed = True
             return self._stream(fake, rec, result, reply)
-        self.wire.json(200, result)
+        self.wire.json(200, result, rec.pretty_print)
+
+    def _masked(self, result: dict | Stream) -> dict | Stream:
+        """The answer cut down to the request's field mask (each event of a stream)."""
+        if isinstance(result, Stream):
+            return Stream([self.params.filter(e) for e in result.events], result.framing)
+        return self.params.filter(result)
 
     def _fault(self, rec: RecordedRequest, fault: Fault) -> None:
         rec.status = fault.status
-        self.wire.body(fault.status, fault.body(rec.dialect or "native"), fault.content_type)
+        body = fault.body(rec.dialect or "native", pretty=rec.pretty_print)
+        self.wire.body(fault.status, body, fault.content_type)
         rec.finish("fault" if fault.status != 200 else "ok")
+
+    def _redirect(self, rec: RecordedRequest, redirect: Redirect) -> None:
+        rec.status = redirect.status
+        self.wire.body(redirect.status, redirect.body(), "text/html; charset=UTF-8",
+                       extra=(("Location", redirect.location),))
+        rec.finish("redirect")
 
     def _stream(self, fake, rec: RecordedRequest, stream: Stream, reply: Reply) -> None:
         """Write events one chunk each, honouring the reply's gate, death and error points."""
@@ -207,7 +220,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wire.chunk(error_frame(reply.error.event(), stream.framing, i))
                 self.wire.end()
                 return rec.finish("error-event")
-            self._send_event(rec, reply, frame(stream.events[i], stream.framing, i))
+            self._send_event(rec, reply, frame(stream.events[i], stream.framing, i, rec.pretty_print))
         self.wire.chunk(trailer(stream.framing, len(stream.events)))
         self.wire.end()
 
@@ -253,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def _parse(rec: RecordedRequest) -> tuple[object, Fault | None]:
     """The JSON body (GETs and empty bodies give {}) and the 400 for a malformed one."""
-    if rec.method == "GET" or not rec.raw_body.strip():
+    if rec.routed_method == "GET" or not rec.raw_body.strip():
         return {}, None
     try:
         rec.json = json.loads(rec.raw_body)

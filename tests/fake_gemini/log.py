@@ -9,12 +9,27 @@ from dataclasses import dataclass, field
 class RecordedRequest:
     """One call received by the fake.
 
-    `headers` maps lower-cased names to values (repeats joined with ", "); `header_list`
-    keeps the raw pairs. `key_source` is "header", "query", "bearer" or None. `outcome` is
-    "ok", "fault", "reset", "died" (scripted death mid-stream), "error-event" (scripted
-    in-band error), "client-disconnected" or
+    What arrived: `method` (on the request line), `raw_path` (the path exactly as sent,
+    percent-escapes and all) and `path` (its unquoted form, which routing uses),
+    `request_target` (the whole request-line target), `query_string` (raw) and `query`
+    (parsed), `headers` (lower-cased names, repeats joined with ", "), `header_list` (every
+    pair, names lower-cased), `raw_headers` (every pair as sent, names in their own case),
+    and `raw_body`.
+
+    Credentials: `credentials` lists every one that reached the fake as (source, value), source
+    "header", "query", "bearer", "authorization" or "access_token" (see `credentials.collect`);
+    `key` is the key the call ran as and `key_source` where it came from ("header", "query",
+    "bearer" or None).
+
+    System parameters: `system_params` lists each one present as (where, name, value);
+    `alt`, `field_mask`, `pretty_print` and `method_override` are what the fake applied, and
+    `routed_method` is the method it routed on (`method`, or the override of a POST).
+
+    `outcome` is "ok", "fault", "reset", "redirect", "died" (scripted death mid-stream),
+    "error-event" (scripted in-band error), "client-disconnected" or
     "stopped" (the server stopped while the call was held). `usage` is the final usage the
-    answer reported (native `usageMetadata` or OpenAI `usage`), whether or not it was all sent.
+    answer reported (native `usageMetadata` or OpenAI `usage`) after any field mask, so None
+    when the mask dropped it, whether or not the answer was all sent.
     `outcome` and `finished` are set just after the last byte is written, so a client can see its answer first: wait on
     `done` before asserting them.
     """
@@ -26,9 +41,19 @@ class RecordedRequest:
     headers: dict[str, str]
     header_list: list[tuple[str, str]]
     raw_body: bytes
+    raw_path: str = ""
+    request_target: str = ""
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
     json: object = None
     key: str | None = None
     key_source: str | None = None
+    credentials: list[tuple[str, str]] = field(default_factory=list)
+    system_params: list[tuple[str, str, str]] = field(default_factory=list)
+    alt: str | None = None
+    field_mask: str | None = None
+    pretty_print: bool = True
+    method_override: str | None = None
+    routed_method: str | None = None
     dialect: str | None = None
     endpoint: str | None = None
     version: str | None = None

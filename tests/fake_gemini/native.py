@@ -1,7 +1,14 @@
 """The native Gemini endpoints: models, generateContent, streams, countTokens, embeddings."""
 
 from tests.fake_gemini import faults
-from tests.fake_gemini.calls import ApiError, Call, Stream, require_model, require_object
+from tests.fake_gemini.calls import (
+    ApiError,
+    Call,
+    Stream,
+    require_model,
+    require_object,
+    require_own_resources,
+)
 from tests.fake_gemini.payloads import (
     answer_text,
     count_words,
@@ -61,7 +68,7 @@ def generate(call: Call) -> dict:
 def stream_generate(call: Call) -> Stream:
     """POST :streamGenerateContent -- SSE with alt=sse, else one progressive JSON array."""
     text, prompt, finish = _plan(call, "generateContent")
-    framing = "sse" if call.param("alt") == "sse" else "array"
+    framing = "sse" if call.alt == "sse" else "array"
     if call.reply.blocked:
         usage = usage_metadata(prompt, 0, call.reply)
         return Stream([generate_response(None, usage, call.model, call.response_id,
@@ -91,6 +98,7 @@ def _plan(call: Call, method: str) -> tuple[str, int, str]:
     if not isinstance(contents, list) or not contents:
         raise ApiError(faults.invalid_argument(
             "* GenerateContentRequest.contents: contents is not specified\n", with_details=False))
+    require_own_resources(call, body)
     system = body.get("systemInstruction") or body.get("system_instruction")
     config = body.get("generationConfig") or body.get("generation_config") or {}
     limit = config.get("maxOutputTokens") or config.get("max_output_tokens")
@@ -111,6 +119,7 @@ def count_tokens(call: Call) -> dict:
     if not isinstance(contents, list) or not contents:
         raise ApiError(faults.invalid_argument(
             "* CountTokensRequest.contents: contents is not specified\n", with_details=False))
+    require_own_resources(call, body)
     total = prompt_tokens(contents, source.get("systemInstruction"))
     return {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
 

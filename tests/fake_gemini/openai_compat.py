@@ -1,7 +1,14 @@
 """Gemini's OpenAI-compatible endpoints under /v1beta/openai/: chat, models, embeddings."""
 
 from tests.fake_gemini import faults
-from tests.fake_gemini.calls import ApiError, Call, Stream, require_model, require_object
+from tests.fake_gemini.calls import (
+    ApiError,
+    Call,
+    Stream,
+    require_model,
+    require_object,
+    require_own_resources,
+)
 from tests.fake_gemini.payloads import (
     answer_text,
     count_words,
@@ -27,6 +34,7 @@ def chat(call: Call) -> dict | Stream:
     if not isinstance(messages, list) or not messages:
         raise ApiError(faults.invalid_argument(
             "* GenerateContentRequest.contents: contents is not specified\n", with_details=False))
+    require_own_resources(call, body)
     contents, system = _to_contents(messages)
     text = answer_text(call.reply, _last_user(messages))
     cut = False

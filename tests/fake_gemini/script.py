@@ -1,10 +1,11 @@
-"""What a test can tell the fake to do next: replies, gates, hangs, resets, and the queue.
+"""What a test can tell the fake to do next: replies, gates, hangs, resets, redirects, the queue.
 
 A test queues actions on a `FakeGemini` (see `FakeGemini.enqueue`). Each incoming call takes
 the first queued action whose key, model and endpoint match; an action queued with
 `times=None` stays forever but yields to any matching finite entry.
 """
 
+import html
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,30 @@ class Reset:
     rst: bool = True
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """Answers with a redirect to `location` (301, 302, 303, 307 or 308) instead of the call.
+
+    The body is the small HTML page Google's front end sends with its redirects.
+    """
+
+    status: int = 302
+    location: str = "https://evil.example/steal"
+
+    def __post_init__(self) -> None:
+        if self.status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"not a redirect status: {self.status}")
+
+    def body(self) -> bytes:
+        """The HTML body that goes with the redirect."""
+        title = {301: "Moved Permanently", 303: "See Other", 307: "Temporary Redirect",
+                 308: "Permanent Redirect"}.get(self.status, "Moved")
+        href = html.escape(self.location)
+        return ('<HTML><HEAD><meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
+                f"<TITLE>{self.status} {title}</TITLE></HEAD><BODY>\n<H1>{self.status} {title}</H1>\n"
+                f'The document has moved\n<A HREF="{href}">here</A>.\r\n</BODY></HTML>\r\n').encode()
+
+
 @dataclass
 class Reply:
     """How a successful generation looks. Token counts are whitespace-split words.
@@ -128,7 +153,7 @@ class Reply:
     error: Fault = field(default_factory=unavailable)
 
 
-Action = Fault | Hang | Reset | Reply
+Action = Fault | Hang | Reset | Redirect | Reply
 
 
 @dataclass

@@ -3,6 +3,9 @@
 Keys: every key registered with `add_key` (or the `keys` argument) is valid; with
 `accept_any_aiza=True` (the default) any other key starting with "AIza" is valid too, except
 keys passed to `remove_key`. Anything else gets 400 API_KEY_INVALID; no key gets 403.
+
+Each key stands for its own Google project: files and cached contents made with
+`add_file` / `add_cached_content` belong to one key, and naming them with another key is a 403.
 """
 
 import itertools
@@ -15,6 +18,7 @@ from http.server import ThreadingHTTPServer
 from tests.fake_gemini.handler import Handler
 from tests.fake_gemini.log import RecordedRequest, RequestLog
 from tests.fake_gemini.payloads import DEFAULT_MODELS, model_resource
+from tests.fake_gemini.resources import ResourceStore
 from tests.fake_gemini.script import Action, Entry, Gate, Hang, Reply, Script
 
 STOP_JOIN_SECONDS = 5.0
@@ -96,6 +100,7 @@ class FakeGemini:
         self.embedding_dim = embedding_dim
         self.gzip = gzip
         self.catalog = _catalog(models)
+        self.resources = ResourceStore()
         self.disconnected = threading.Event()
         self.server_errors: list[str] = []
         self._disconnects = 0
@@ -179,6 +184,19 @@ class FakeGemini:
                 return False
             return key in self._keys or (self.accept_any_aiza and key.startswith("AIza"))
 
+    def add_file(self, key: str, name: str | None = None, **fields) -> str:
+        """A file owned by `key`'s project; returns its name ("files/file00000001").
+
+        `name` may be "files/abc" or "abc"; other keywords (mime_type, size_bytes, or any
+        File field) shape the stored resource (`resources.get(name)`).
+        """
+        return self.resources.add_file(key, name, **fields)
+
+    def add_cached_content(self, key: str, model: str = "gemini-2.5-flash", name: str | None = None,
+                           **fields) -> str:
+        """A cached content for `model` owned by `key`'s project; returns its name."""
+        return self.resources.add_cached_content(key, model, name, **fields)
+
     def add_model(self, name: str, display: str | None = None, thinking: bool = False) -> None:
         """Serve one more model (a bare id such as "gemini-3-pro")."""
         self.catalog[name] = model_resource(name, display or name, thinking)
@@ -193,7 +211,7 @@ class FakeGemini:
         None matches anything. Endpoints: generateContent, streamGenerateContent, countTokens,
         embedContent, batchEmbedContents, listModels, getModel, openai.chat,
         openai.embeddings, openai.listModels, openai.getModel. A `Reply` only applies to
-        generating endpoints.
+        generating endpoints; a `Fault`, `Redirect`, `Hang` or `Reset` to any.
         """
         gate = action.gate if isinstance(action, Reply) else None
         with self._lock:
@@ -231,7 +249,10 @@ class FakeGemini:
                 blocker.release()
 
     def reset(self) -> None:
-        """Forget the log, the script, server errors and disconnects; release held calls."""
+        """Forget the log, the script, server errors and disconnects; release held calls.
+
+        Keys and resources (files, cached contents) stay, as a project's state would.
+        """
         self.release_all()
         self._script.clear()
         self._log.clear()

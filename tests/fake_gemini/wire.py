@@ -32,13 +32,14 @@ class Wire:
         self._zip = None
         self.started = False
 
-    def head(self, status: int, content_type: str, length: int | None = None) -> None:
-        """Send the status line and headers; chunked unless `length` is given."""
+    def head(self, status: int, content_type: str, length: int | None = None,
+             extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """Send the status line and headers (plus `extra`); chunked unless `length` is given."""
         h = self.handler
         self.started = True
         h.send_response(status)
         h.send_header("Content-Type", content_type)
-        for name, value in UPSTREAM_HEADERS:
+        for name, value in UPSTREAM_HEADERS + extra:
             h.send_header(name, value)
         if length is not None:
             h.send_header("Content-Length", str(length))
@@ -63,19 +64,19 @@ class Wire:
             self._send(b"%x\r\n%s\r\n" % (len(tail), tail))
         self._send(b"0\r\n\r\n")
 
-    def body(self, status: int, data: bytes, content_type: str) -> None:
+    def body(self, status: int, data: bytes, content_type: str,
+             extra: tuple[tuple[str, str], ...] = ()) -> None:
         """A whole response: chunked when there is a body, `Content-Length: 0` when empty."""
         if not data:
-            self.head(status, content_type, length=0)
+            self.head(status, content_type, length=0, extra=extra)
             return
-        self.head(status, content_type)
+        self.head(status, content_type, extra=extra)
         self.chunk(data)
         self.end()
 
-    def json(self, status: int, payload: object) -> None:
-        """A pretty-printed JSON response, as upstream formats unary answers."""
-        data = json.dumps(payload, indent=2, ensure_ascii=False).encode()
-        self.body(status, data, CONTENT_TYPES["array"])
+    def json(self, status: int, payload: object, pretty: bool = True) -> None:
+        """A JSON response, pretty-printed as upstream formats unary answers unless `pretty` is off."""
+        self.body(status, _dumps(payload, indent=2 if pretty else None), CONTENT_TYPES["array"])
 
     def abort(self) -> None:
         """Close mid-body (FIN, no terminating chunk): the client sees a truncated stream."""
@@ -113,10 +114,10 @@ class Wire:
             raise ClientGone() from exc
 
 
-def frame(event: dict, framing: str, index: int) -> bytes:
-    """One stream event as upstream frames it."""
+def frame(event: dict, framing: str, index: int, pretty: bool = True) -> bytes:
+    """One stream event as upstream frames it (array elements compact when not `pretty`)."""
     if framing == "array":
-        return (b"[" if index == 0 else b",\r\n") + _dumps(event, indent=2)
+        return (b"[" if index == 0 else b",\r\n") + _dumps(event, indent=2 if pretty else None)
     end = b"\r\n\r\n" if framing == "sse" else b"\n\n"
     return b"data: " + _dumps(event) + end
 

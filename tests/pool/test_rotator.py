@@ -1,4 +1,4 @@
-"""The key rotator on its own: round-robin, cooldowns, disabling, and concurrency."""
+"""The key rotator on its own: round-robin, cooldowns, the breaker, disabling, and concurrency."""
 
 import threading
 from collections import Counter
@@ -6,7 +6,15 @@ from collections import Counter
 import gevent
 import pytest
 
-from vault.rotator import INDEFINITELY, KeyRotator, NoUsableKey, PoolKey, PoolSnapshot, RotatorPolicy
+from vault.pool.rotator import (
+    ALL_MODELS,
+    INDEFINITELY,
+    KeyRotator,
+    NoUsableKey,
+    PoolKey,
+    PoolSnapshot,
+    RotatorPolicy,
+)
 
 
 class Clock:
@@ -17,9 +25,12 @@ class Clock:
         return self.now
 
 
-def rotator_with(count=3, clock=None, **snapshot):
-    rotator = KeyRotator(RotatorPolicy(cooldown_base=2, cooldown_max=10, max_failures=3, disable_seconds=60),
-                         clock or Clock())
+POLICY = RotatorPolicy(cooldown_base=2, cooldown_max=10, max_failures=3, disable_seconds=60,
+                       breaker_failures=3, breaker_seconds=20)
+
+
+def rotator_with(count=3, clock=None, policy=POLICY, **snapshot):
+    rotator = KeyRotator(policy, clock or Clock())
     rotator.load(PoolSnapshot([PoolKey(n, f"secret-{n}", f"k{n}") for n in range(1, count + 1)], **snapshot))
     return rotator
 
@@ -83,6 +94,76 @@ def test_failures_disable_for_a_while_and_success_resets_the_count():
     assert set(picks(rotator, 4)) == {2}
     clock.now += 61
     assert set(picks(rotator, 4)) == {1, 2}
+
+
+def test_the_breaker_rests_a_failing_key_for_every_model_then_lets_it_back():
+    clock = Clock()
+    rotator = rotator_with(2, clock)
+    assert rotator.faltered(1) == (1, None)
+    assert rotator.faltered(1) == (2, None)
+    assert rotator.faltered(1) == (3, clock.now + 20)
+    assert rotator.cooldowns() == {(1, ALL_MODELS): clock.now + 20}
+    assert set(picks(rotator, 4)) == {2}
+    assert set(picks(rotator, 4, model="other")) == {2}
+    clock.now += 20.5
+    assert set(picks(rotator, 4)) == {1, 2}
+    assert rotator.faltered(1) == (1, None), "the count starts over after a rest"
+
+
+def test_a_success_ends_the_strike_streak():
+    rotator = rotator_with(2)
+    rotator.faltered(1)
+    rotator.faltered(1)
+    rotator.succeeded(1, "m")
+    assert rotator.faltered(1) == (1, None)
+    assert rotator.faltered(1) == (2, None)
+
+
+def test_strikes_do_not_count_toward_a_disable_nor_failures_toward_the_breaker():
+    rotator = rotator_with(2)
+    rotator.failed(1)
+    rotator.failed(1)
+    assert rotator.faltered(1) == (1, None)
+    assert rotator.failed(1)[1] is not None
+    assert rotator.faltered(2) == (1, None)
+
+
+def test_a_breaker_of_zero_is_off():
+    rotator = rotator_with(1, policy=RotatorPolicy(breaker_failures=0))
+    assert all(rotator.faltered(1)[1] is None for _ in range(10))
+    assert rotator.pick("m").id == 1
+
+
+def test_all_resting_says_so_and_when_the_first_is_back():
+    clock = Clock()
+    rotator = rotator_with(2, clock)
+    for _ in range(3):
+        rotator.faltered(1)
+    rotator.rate_limited(2, "m", retry_after=5)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.resting and raised.value.retry_after == pytest.approx(5)
+    rotator.rate_limited(2, "m", retry_after=50)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.retry_after == pytest.approx(20)
+
+
+def test_only_cooling_is_not_resting():
+    rotator = rotator_with(1)
+    rotator.rate_limited(1, "m", retry_after=5)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert not raised.value.resting
+
+
+def test_a_loaded_rest_is_honoured_and_an_admin_enable_ends_it():
+    rotator = rotator_with(2, cooldowns={(1, ALL_MODELS): 10**12})
+    assert set(picks(rotator, 4)) == {2}
+    rotator.faltered(1)
+    rotator.enable(1)
+    assert set(picks(rotator, 4)) == {1, 2}
+    assert rotator.faltered(1) == (1, None)
 
 
 def test_rejected_keys_stay_out_until_enabled():

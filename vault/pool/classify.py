@@ -1,8 +1,25 @@
-"""What an upstream answer means for the key that got it.
+"""What an upstream answer means for the key that got it -- and only the key's own faults count.
 
 Decided from the HTTP status *and* Google's error body (`error.status`, `details[]` with
-`ErrorInfo.reason`, `RetryInfo.retryDelay`, `QuotaFailure` quota ids). The OpenAI-
-compatible endpoint wraps the same envelope in a JSON array; both forms are read.
+`ErrorInfo.reason`, `RetryInfo.retryDelay`, `QuotaFailure` quota ids, and a few messages
+Google sends without a reason). The OpenAI-compatible endpoint wraps the same envelope in a
+JSON array; both forms are read.
+
+| upstream answer                                                  | verdict                    |
+|------------------------------------------------------------------|----------------------------|
+| 3xx                                                              | REDIRECTED (502, no blame) |
+| 429                                                              | RATE_LIMITED               |
+| 5xx (and timeouts, refused connections, empty 200s)              | TRANSIENT, a breaker strike|
+| 400/401/403 naming the key: a key reason or a key message        | KEY_REJECTED               |
+| 401, UNAUTHENTICATED, "unregistered callers" (our bug)           | TRANSIENT, no strike       |
+| 400 FAILED_PRECONDITION: location / free tier unavailable        | KEY_FAILURE                |
+| any other 4xx -- the request, or a file/cache it names           | CLIENT_ERROR               |
+
+A request can name things it has no right to (another project's `fileData.fileUri` or
+`cachedContent`); Google answers those with a plain 403 PERMISSION_DENIED, which must never
+count against the key, or one caller could disable the whole pool. So a key is blamed only
+when Google names the key: an `ErrorInfo.reason` about it, or a message anchored at the
+start of `error.message` (resource names, which callers choose, appear only mid-message).
 """
 
 import enum
@@ -15,25 +32,46 @@ from zoneinfo import ZoneInfo
 
 # Gemini's daily quotas reset at midnight Pacific time.
 QUOTA_RESET_ZONE = ZoneInfo("America/Los_Angeles")
-KEY_INVALID_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED"}
-KEY_INVALID_MESSAGES = ("api key not valid", "api key not found", "api key expired")
-UNREGISTERED_CALLER = "unregistered callers"
-PROJECT_RESOURCES = ("/files", "/cachedContents")
+KEY_FAULT_STATUSES = {400, 401, 403}
+KEY_FAULT_REASONS = frozenset({
+    "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED",
+    "API_KEY_IP_ADDRESS_BLOCKED", "API_KEY_ANDROID_APP_BLOCKED", "API_KEY_IOS_APP_BLOCKED",
+    "SERVICE_DISABLED", "CONSUMER_SUSPENDED", "BILLING_DISABLED",
+})
+# Google's words about the key when it sends no reason; each is anchored at the message start.
+KEY_FAULT_MESSAGES = tuple((re.compile(pattern, re.IGNORECASE), label) for pattern, label in (
+    (r"^api key not (valid|found)", "key not valid"),
+    (r"^api key expired", "key expired"),
+    (r"^(your )?api key (was )?reported as leaked", "key reported as leaked"),
+    (r"^requests (to this api|from (referer|this))\b.*\bare blocked", "key blocked"),
+    (r"^the provided api key has an ip address restriction", "key blocked"),
+    (r"^generative language api has not been used in project", "service disabled"),
+    (r"^permission denied: consumer \S+ has been suspended", "consumer suspended"),
+    (r"^(this api method requires billing|(the )?billing account|billing (is|has been) disabled"
+     r"|billing (must|has to) be enabled)", "billing disabled"),
+))
+# The upstream saw no usable credential from us: no key, or a key where it wants OAuth.
+OUR_FAULT_MESSAGES = re.compile(r"^(method doesn't allow unregistered callers|the request is missing a valid api key"
+                                r"|api keys are not supported)", re.IGNORECASE)
+ACCOUNT_CANNOT_SERVE = re.compile(r"^(user location is not supported|gemini api free tier is not available)",
+                                  re.IGNORECASE)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 class Verdict(enum.Enum):
-    """What to do after an upstream answer."""
+    """What to do after an upstream answer (the value labels the attempts metric)."""
 
     OK = "ok"                      # relay it
-    CLIENT_ERROR = "client_error"  # the request itself is wrong: relay it, the key is fine
+    CLIENT_ERROR = "client_error"  # the request itself is wrong: relay it once, no key changes
     RATE_LIMITED = "rate_limited"  # cool the key for this model, try another
-    KEY_REJECTED = "key_rejected"  # the key is invalid/blocked: disable until an admin acts
+    KEY_REJECTED = "key_rejected"  # Google names the key as invalid/blocked: disable until an admin acts
     KEY_FAILURE = "key_failure"    # the key's account cannot serve: count it, try another
-    TRANSIENT = "transient"        # upstream trouble (5xx, timeout, empty): try another, no blame
+    TRANSIENT = "transient"        # upstream trouble (5xx, timeout, empty) or our bug: try another
+    REDIRECTED = "redirected"      # a 3xx: never followed, never relayed: 502, no key changes
+    SUSPECT = "suspect"            # a second key fault in one request: the request is suspect (failover)
 
 
-RETRYABLE = {Verdict.RATE_LIMITED, Verdict.KEY_REJECTED, Verdict.KEY_FAILURE, Verdict.TRANSIENT}
+KEY_FAULTS = frozenset({Verdict.KEY_REJECTED, Verdict.KEY_FAILURE})
 
 
 @dataclass(frozen=True)
@@ -46,6 +84,7 @@ class Classification:
     retry_after: float | None = None
     daily_quota: bool = False
     timed_out: bool = False
+    strike: bool = False  # an upstream failure that counts toward the key's circuit breaker
 
 
 def google_error(body: bytes) -> dict:
@@ -109,42 +148,47 @@ def classify_rate_limit(error: dict, retry_after: str | None, now: datetime) -> 
     return Classification(Verdict.RATE_LIMITED, summary, 429, delay, daily)
 
 
-def is_key_invalid(error: dict) -> bool:
-    """Google says the key itself is not valid."""
-    reasons = {str(info.get("reason")) for info in details_of(error, "ErrorInfo")}
-    message = str(error.get("message", "")).lower()
-    return bool(reasons & KEY_INVALID_REASONS) or message.startswith(KEY_INVALID_MESSAGES)
+def key_fault(error: dict) -> str | None:
+    """What Google says is wrong with the key itself (a reason or a short label), or None."""
+    reasons = [str(info.get("reason")) for info in details_of(error, "ErrorInfo")]
+    named = next((reason for reason in reasons if reason in KEY_FAULT_REASONS), None)
+    if named:
+        return named
+    message = str(error.get("message", "")).strip()
+    return next((label for pattern, label in KEY_FAULT_MESSAGES if pattern.match(message)), None)
 
 
-def classify_response(status: int, body: bytes, path: str, retry_after: str | None,
-                      now: datetime) -> Classification:
-    """Judge a non-200 upstream answer."""
+def classify_response(status: int, body: bytes, retry_after: str | None, now: datetime) -> Classification:
+    """Judge a non-200 upstream answer (see the table at the top of this module)."""
+    if 300 <= status < 400:
+        return Classification(Verdict.REDIRECTED, f"{status} redirect from the upstream (not followed)", status)
     error = google_error(body)
+    if status == 429:
+        return classify_rate_limit(error, retry_after, now)
     google_status = str(error.get("status", ""))
     reason = next((str(info.get("reason")) for info in details_of(error, "ErrorInfo")), "")
     label = f"{status} {reason or google_status}".strip()
-    if status == 429:
-        return classify_rate_limit(error, retry_after, now)
     if status >= 500:
-        return Classification(Verdict.TRANSIENT, label, status)
-    if is_key_invalid(error) or status == 401:
-        return Classification(Verdict.KEY_REJECTED, label, status)
-    if status == 403:
-        return classify_forbidden(error, path, label)
-    if google_status == "FAILED_PRECONDITION":
+        return Classification(Verdict.TRANSIENT, label, status, strike=True)
+    return classify_refusal(status, error, reason, label)
+
+
+def classify_refusal(status: int, error: dict, reason: str, label: str) -> Classification:
+    """A 4xx other than 429: the caller's error unless Google names the key (or we erred)."""
+    google_status = str(error.get("status", ""))
+    fault = key_fault(error) if status in KEY_FAULT_STATUSES else None
+    if fault:
+        return Classification(Verdict.KEY_REJECTED, label if fault == reason else f"{label}: {fault}", status)
+    message = str(error.get("message", "")).strip()
+    if status == 401 or google_status == "UNAUTHENTICATED" or OUR_FAULT_MESSAGES.match(message):
+        # The upstream did not take the credential we attached (none, or the wrong kind):
+        # the Vault's bug, not the key's, so fail over without blaming anyone.
+        return Classification(Verdict.TRANSIENT, f"{label}: the upstream did not accept our credentials", status)
+    if google_status == "FAILED_PRECONDITION" and ACCOUNT_CANNOT_SERVE.match(message):
         return Classification(Verdict.KEY_FAILURE, label, status)
     return Classification(Verdict.CLIENT_ERROR, label, status)
 
 
-def classify_forbidden(error: dict, path: str, label: str) -> Classification:
-    """A 403: about the key, about a resource owned by another key's project, or our bug."""
-    if UNREGISTERED_CALLER in str(error.get("message", "")).lower():
-        return Classification(Verdict.TRANSIENT, "403 no key reached the upstream", 403)
-    if any(resource in path for resource in PROJECT_RESOURCES):
-        return Classification(Verdict.CLIENT_ERROR, label, 403)
-    return Classification(Verdict.KEY_REJECTED, label, 403)
-
-
 def transport_failure(kind: str, timed_out: bool = False) -> Classification:
-    """A timeout, a refused connection or an empty answer: retry elsewhere, blame no key."""
-    return Classification(Verdict.TRANSIENT, kind, 0, timed_out=timed_out)
+    """A timeout, a refused connection or an empty answer: retry elsewhere; a breaker strike."""
+    return Classification(Verdict.TRANSIENT, kind, 0, timed_out=timed_out, strike=True)

@@ -1,9 +1,16 @@
-"""The rotator kept in step with the pool table.
+"""The rotator kept in step with the pool table: each verdict becomes a change of key health.
 
 Every worker holds a `KeyRotator` in memory for speed; the `upstream_keys` and
 `upstream_cooldowns` tables are the durable, shared copy. Health changes are written
 through at once, and each worker re-reads the tables every `refresh_seconds`, so keys
 disabled, enabled or cooled elsewhere are seen here within that time.
+
+What a verdict does to the key (see `classify` for how verdicts are reached):
+OK ends a failure streak; RATE_LIMITED cools the key for the model; KEY_REJECTED disables it
+until an admin acts; KEY_FAILURE counts toward a timed disable; a TRANSIENT strike counts
+toward the breaker, which rests the key for every model (a cooldown under `ALL_MODELS`,
+shown with the others); CLIENT_ERROR, REDIRECTED and SUSPECT change nothing at all -- not
+even a failure streak, which only the key's own success may end.
 """
 
 import logging
@@ -11,6 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, delete, select, update
@@ -18,11 +26,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from vault.models import UpstreamCooldown, UpstreamKey, UpstreamKeyState
-from vault.rotator import INDEFINITELY, KeyRotator, PoolKey, PoolSnapshot
+from vault.pool.classify import Classification, Verdict, next_daily_reset
+from vault.pool.rotator import ALL_MODELS, INDEFINITELY, KeyRotator, PoolKey, PoolSnapshot
 from vault.security import SecretBox
-from vault.upstream.classify import Classification, Verdict, next_daily_reset
 
 log = logging.getLogger(__name__)
+
+# Answers that say nothing about the key: no counter, streak or state of it changes.
+KEY_UNTOUCHED = frozenset({Verdict.CLIENT_ERROR, Verdict.REDIRECTED, Verdict.SUSPECT})
 
 
 def epoch(moment: datetime) -> float:
@@ -33,6 +44,15 @@ def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+@dataclass(frozen=True)
+class Cooldown:
+    """A rest to store: for one model, or for every model (`ALL_MODELS`) after the breaker tripped."""
+
+    model: str
+    until: float
+    reason: str
+
+
 class PoolHealth:
     """Picks keys through the rotator and records every outcome in memory and in the database."""
 
@@ -40,7 +60,7 @@ class PoolHealth:
                  refresh_seconds: float, clock: Callable[[], float] = time.time,
                  on_attempt: Callable[[str], None] | None = None, on_failover: Callable[[], None] | None = None):
         self.rotator = rotator
-        self._on_attempt = on_attempt or (lambda verdict: None)
+        self.note_attempt = on_attempt or (lambda verdict: None)
         self.note_failover = on_failover or (lambda: None)
         self._sessions = session_factory
         self._box = box
@@ -76,26 +96,28 @@ class PoolHealth:
         A success changes nothing durable unless it ends a run of failures; its use is
         counted by `record_use` with the rest of the request's bookkeeping.
         """
-        self._on_attempt(outcome.verdict.value)
-        if outcome.verdict in (Verdict.OK, Verdict.CLIENT_ERROR):
+        self.note_attempt(outcome.verdict.value)
+        if outcome.verdict is Verdict.OK:
             if self.rotator.succeeded(key.id, model):
                 self._persist(key.id, {"consecutive_failures": 0})
             return
+        if outcome.verdict in KEY_UNTOUCHED:
+            return
         now = self._clock()
         values: dict = {"request_count": UpstreamKey.request_count + 1, "last_used_at": from_epoch(now),
-                        "failure_count": UpstreamKey.failure_count + 1, "last_error": outcome.summary[:500],
-                        "last_error_at": from_epoch(now)}
+                        "last_error": outcome.summary[:500], "last_error_at": from_epoch(now)}
+        if outcome.verdict is not Verdict.TRANSIENT or outcome.strike:
+            values["failure_count"] = UpstreamKey.failure_count + 1
         cooldown = None
         if outcome.verdict is Verdict.RATE_LIMITED:
             cooldown = self._cool_down(key, model, outcome, now)
         elif outcome.verdict is Verdict.KEY_REJECTED:
-            self.rotator.rejected(key.id)
-            values |= {"state": UpstreamKeyState.DISABLED, "disabled_until": None,
-                       "disabled_reason": f"rejected by the upstream: {outcome.summary}"[:255]}
-            log.warning("upstream key %s disabled: %s", key.masked, outcome.summary)
+            values |= self._reject(key, outcome)
         elif outcome.verdict is Verdict.KEY_FAILURE:
             values |= self._count_failure(key, outcome)
-        self._persist(key.id, values, model, cooldown, outcome.summary)
+        elif outcome.strike:
+            cooldown = self._strike(key, outcome)
+        self._persist(key.id, values, cooldown)
 
     def set_enabled(self, key_id: int, enabled: bool) -> None:
         """An admin enabled or disabled a key (already saved): tell every worker at once."""
@@ -110,12 +132,26 @@ class PoolHealth:
         self.refresh(force=True)
         return self.rotator.find(key_id)
 
-    def _cool_down(self, key: PoolKey, model: str, outcome: Classification, now: float) -> float:
+    def _cool_down(self, key: PoolKey, model: str, outcome: Classification, now: float) -> Cooldown:
         until = epoch(next_daily_reset(from_epoch(now))) if outcome.daily_quota else None
         ends = self.rotator.rate_limited(key.id, model, outcome.retry_after, until)
         log.info("upstream key %s cooling down for %s: %.1fs (%s)", key.masked, model or "*", ends - now,
                  outcome.summary)
-        return ends
+        return Cooldown(model, ends, outcome.summary)
+
+    def _reject(self, key: PoolKey, outcome: Classification) -> dict:
+        self.rotator.rejected(key.id)
+        log.warning("upstream key %s disabled: %s", key.masked, outcome.summary)
+        return {"state": UpstreamKeyState.DISABLED, "disabled_until": None,
+                "disabled_reason": f"rejected by the upstream: {outcome.summary}"[:255]}
+
+    def _strike(self, key: PoolKey, outcome: Classification) -> Cooldown | None:
+        strikes, until = self.rotator.faltered(key.id)
+        if until is None:
+            return None
+        reason = f"circuit breaker: {strikes} upstream failures in a row (last: {outcome.summary})"
+        log.warning("upstream key %s set aside for %.0fs: %s", key.masked, until - self._clock(), reason)
+        return Cooldown(ALL_MODELS, until, reason)
 
     def _count_failure(self, key: PoolKey, outcome: Classification) -> dict:
         failures, disabled_until = self.rotator.failed(key.id)
@@ -126,12 +162,11 @@ class PoolHealth:
                        "disabled_reason": f"{failures} consecutive failures: {outcome.summary}"[:255]}
         return values
 
-    def _persist(self, key_id: int, values: dict, model: str = "", cooldown: float | None = None,
-                 reason: str = "") -> None:
+    def _persist(self, key_id: int, values: dict, cooldown: Cooldown | None = None) -> None:
         with self._sessions() as session:
             session.execute(update(UpstreamKey).where(UpstreamKey.id == key_id).values(**values))
             if cooldown is not None:
-                upsert_cooldown(session, key_id, model, from_epoch(cooldown), reason)
+                upsert_cooldown(session, key_id, cooldown.model, from_epoch(cooldown.until), cooldown.reason)
             session.commit()
 
 

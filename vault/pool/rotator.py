@@ -1,9 +1,11 @@
-"""Round-robin over the usable upstream keys, with per-model cooldowns and disabling.
+"""Round-robin over the usable upstream keys, with per-model cooldowns, a breaker and disabling.
 
 Independent of Flask and the database: the pool is handed in with `load()`, each call's
-outcome is reported back (`succeeded`, `rate_limited`, `failed`, `rejected`), and `pick()`
-answers with the next usable key. Gemini quotas are per project per model, so a 429
-cools a key for that model only; disabling takes the key out for every model.
+outcome is reported back (`succeeded`, `rate_limited`, `faltered`, `failed`, `rejected`),
+and `pick()` answers with the next usable key. Gemini quotas are per project per model, so
+a 429 cools a key for that model only. A key that keeps failing upstream (5xx, timeouts)
+trips its circuit breaker and rests briefly for every model: a cooldown under the model
+`ALL_MODELS`. Disabling takes the key out for every model until a time or an admin.
 
 All state sits behind one lock, which gevent's monkey-patching turns into a cooperative
 lock, so the rotator is correct under real threads and greenlets alike.
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 INDEFINITELY = math.inf
+ALL_MODELS = "*"  # the cooldown slot of a key resting after its breaker tripped (no model id has a "*")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class PoolKey:
 
 @dataclass(frozen=True)
 class PoolSnapshot:
-    """The durable state of the pool: keys, disables and cooldowns (epoch seconds)."""
+    """The durable state of the pool: keys, disables and cooldowns (epoch seconds, by (key, model))."""
 
     keys: list[PoolKey]
     disabled_until: dict[int, float] = field(default_factory=dict)
@@ -39,24 +42,32 @@ class PoolSnapshot:
 
 @dataclass(frozen=True)
 class RotatorPolicy:
-    """How long keys rest: exponential 429 backoff and the disable threshold."""
+    """How long keys rest: exponential 429 backoff, the circuit breaker and the disable threshold.
+
+    `breaker_failures` upstream failures in a row (0 turns the breaker off) set a key aside
+    for `breaker_seconds`.
+    """
 
     cooldown_base: float = 5.0
     cooldown_max: float = 600.0
     max_failures: int = 5
     disable_seconds: float = 3600.0
+    breaker_failures: int = 3
+    breaker_seconds: float = 30.0
 
 
 class NoUsableKey(Exception):
     """No key can serve this model now.
 
-    `retry_after` is the seconds until the soonest cooldown ends, or None when no key is
-    configured or every key is disabled.
+    `retry_after` is the seconds until the soonest key is back, or None when no key is
+    configured or every key is disabled; `resting` says whether some key is out because its
+    breaker tripped (rather than only cooling after 429s).
     """
 
-    def __init__(self, retry_after: float | None):
+    def __init__(self, retry_after: float | None, resting: bool = False):
         super().__init__("no usable upstream key")
         self.retry_after = retry_after
+        self.resting = resting
 
 
 class KeyRotator:
@@ -71,6 +82,7 @@ class KeyRotator:
         self._disabled: dict[int, float] = {}
         self._cooldowns: dict[tuple[int, str], float] = {}
         self._failures: dict[int, int] = {}
+        self._strikes: dict[int, int] = {}
         self._streaks: dict[tuple[int, str], int] = {}
 
     def load(self, snapshot: PoolSnapshot) -> None:
@@ -87,20 +99,21 @@ class KeyRotator:
         excluded = set(exclude)
         with self._lock:
             now = self._clock()
-            soonest = INDEFINITELY
+            soonest, resting = INDEFINITELY, False
             count = len(self._keys)
             for offset in range(count):
                 index = (self._next + offset) % count
                 key = self._keys[index]
                 if key.id in excluded or self._is_disabled(key.id, now):
                     continue
-                cooled_until = self._cooldowns.get((key.id, model), 0.0)
-                if cooled_until > now:
-                    soonest = min(soonest, cooled_until)
+                rests_until = self._cooldowns.get((key.id, ALL_MODELS), 0.0)
+                back_at = max(rests_until, self._cooldowns.get((key.id, model), 0.0))
+                if back_at > now:
+                    soonest, resting = min(soonest, back_at), resting or rests_until > now
                     continue
                 self._next = index + 1
                 return key
-        raise NoUsableKey(None if soonest == INDEFINITELY else max(soonest - now, 0.0))
+        raise NoUsableKey(None if soonest == INDEFINITELY else max(soonest - now, 0.0), resting)
 
     def _is_disabled(self, key_id: int, now: float) -> bool:
         until = self._disabled.get(key_id)
@@ -113,13 +126,14 @@ class KeyRotator:
         return False
 
     def succeeded(self, key_id: int, model: str) -> bool:
-        """A call worked: the key's failure count and the model's backoff start over.
+        """A call worked: the key's failure counts and the model's backoff start over.
 
-        Returns whether the key had failures to forget.
+        Returns whether the key had (durable) failures to forget.
         """
         with self._lock:
             had_failures = self._failures.get(key_id, 0) > 0
             self._failures[key_id] = 0
+            self._strikes.pop(key_id, None)
             self._streaks.pop((key_id, model), None)
             return had_failures
 
@@ -152,6 +166,25 @@ class KeyRotator:
             self._disabled[key_id] = self._clock() + self.policy.disable_seconds
             return failures, self._disabled[key_id]
 
+    def faltered(self, key_id: int) -> tuple[int, float | None]:
+        """Count an upstream failure (5xx, timeout) of the key: a strike toward its breaker.
+
+        Returns (strikes in a row, rests until): the breaker trips at `breaker_failures`
+        strikes, setting the key aside for every model and starting the count over.
+        """
+        with self._lock:
+            strikes = self._strikes.get(key_id, 0) + 1
+            if self.policy.breaker_failures <= 0 or strikes < self.policy.breaker_failures:
+                self._strikes[key_id] = strikes
+                return strikes, None
+            self._strikes.pop(key_id, None)
+            return strikes, self._rest(key_id, self._clock() + self.policy.breaker_seconds)
+
+    def _rest(self, key_id: int, until: float) -> float:
+        slot = (key_id, ALL_MODELS)
+        self._cooldowns[slot] = max(until, self._cooldowns.get(slot, 0.0))
+        return self._cooldowns[slot]
+
     def rejected(self, key_id: int) -> None:
         """The upstream refuses the key itself: out until an admin enables it."""
         with self._lock:
@@ -162,6 +195,7 @@ class KeyRotator:
         with self._lock:
             self._disabled.pop(key_id, None)
             self._failures[key_id] = 0
+            self._strikes.pop(key_id, None)
             for slot in [slot for slot in self._cooldowns if slot[0] == key_id]:
                 del self._cooldowns[slot]
 

@@ -1,10 +1,10 @@
 """Rotation state shared through Redis, so every worker on every host sees the same pool.
 
-`SharedKeyRotator` keeps the round-robin position, cooldowns, disables and failure counts
-in Redis (one Lua script picks a key atomically; writes are single commands), and mirrors
-every change in the local `KeyRotator` it extends. When Redis cannot be reached it logs a
-warning and answers from the local state until Redis is back; the database stays the
-durable copy either way.
+`SharedKeyRotator` keeps the round-robin position, cooldowns (a tripped breaker's rest is
+the cooldown `cool:<id>:*`), disables, failure counts and breaker strikes in Redis (one Lua
+script picks a key atomically; writes are single commands), and mirrors every change in the
+local `KeyRotator` it extends. When Redis cannot be reached it logs a warning and answers
+from the local state until Redis is back; the database stays the durable copy either way.
 """
 
 import logging
@@ -13,30 +13,43 @@ from collections.abc import Callable, Iterable
 
 import redis
 
-from vault.rotator import INDEFINITELY, KeyRotator, NoUsableKey, PoolKey, PoolSnapshot, RotatorPolicy
+from vault.pool.rotator import (
+    ALL_MODELS,
+    INDEFINITELY,
+    KeyRotator,
+    NoUsableKey,
+    PoolKey,
+    PoolSnapshot,
+    RotatorPolicy,
+)
 
 log = logging.getLogger(__name__)
 
 # Picks the next usable key for a model: the cursor moves to just after the chosen key, so
-# keys skipped for a cooldown do not hand their turn to their neighbour.
+# keys skipped for a cooldown do not hand their turn to their neighbour. A key resting after
+# its breaker tripped (`cool:<id>:*`) is skipped for every model. Answers
+# {key id or -1, ms until the soonest skipped key is back or -2, 1 if a key is resting}.
 PICK_SCRIPT = """
 local prefix, model = ARGV[1], ARGV[2]
 local n = #ARGV - 2
-if n == 0 then return {-1, -2} end
+if n == 0 then return {-1, -2, 0} end
 local start = tonumber(redis.call('GET', prefix .. 'cursor') or '0')
-local soonest = -2
+local soonest, resting = -2, 0
 for i = 0, n - 1 do
   local id = ARGV[3 + ((start + i) % n)]
   if redis.call('EXISTS', prefix .. 'disabled:' .. id) == 0 then
+    local rest = redis.call('PTTL', prefix .. 'cool:' .. id .. ':*')
     local ttl = redis.call('PTTL', prefix .. 'cool:' .. id .. ':' .. model)
-    if ttl < 0 then
+    if ttl < 0 and rest < 0 then
       redis.call('SET', prefix .. 'cursor', (start + i + 1) % n)
-      return {tonumber(id), 0}
+      return {tonumber(id), 0, 0}
     end
-    if soonest < 0 or ttl < soonest then soonest = ttl end
+    if rest >= 0 then resting = 1 end
+    local wait = math.max(ttl, rest)
+    if soonest < 0 or wait < soonest then soonest = wait end
   end
 end
-return {-1, soonest}
+return {-1, soonest, resting}
 """
 
 WARN_EVERY_SECONDS = 30.0
@@ -97,15 +110,21 @@ class SharedKeyRotator(KeyRotator):
         result = self._shared(lambda: self._pick(args=[self._prefix, model, *[key.id for key in candidates]]))
         if result is None:
             return super().pick(model, excluded)
-        chosen, wait_ms = int(result[0]), int(result[1])
+        chosen, wait_ms, resting = int(result[0]), int(result[1]), bool(int(result[2]))
         if chosen >= 0:
             return next(key for key in candidates if key.id == chosen)
-        raise NoUsableKey(wait_ms / 1000 if wait_ms >= 0 else None)
+        raise NoUsableKey(wait_ms / 1000 if wait_ms >= 0 else None, resting)
 
     def succeeded(self, key_id: int, model: str) -> bool:
         had_failures = super().succeeded(key_id, model)
-        removed = self._shared(lambda: self._redis.delete(self._prefix + f"fail:{key_id}",
-                                                          self._prefix + f"streak:{key_id}:{model}"), 0)
+
+        def forget() -> int:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.delete(self._prefix + f"fail:{key_id}", self._prefix + f"streak:{key_id}:{model}")
+            pipe.delete(self._prefix + f"strikes:{key_id}")
+            return pipe.execute()[0]
+
+        removed = self._shared(forget, 0)
         return had_failures or bool(removed)
 
     def rate_limited(self, key_id: int, model: str, retry_after: float | None = None,
@@ -131,6 +150,26 @@ class SharedKeyRotator(KeyRotator):
         self._shared(lambda: self._redis.set(self._prefix + f"disabled:{key_id}", "1", pxat=int(until * 1000)))
         return failures, until
 
+    def faltered(self, key_id: int) -> tuple[int, float | None]:
+        name = self._prefix + f"strikes:{key_id}"
+        strikes = self._shared(lambda: self._redis.incr(name))
+        if strikes is None:
+            return super().faltered(key_id)  # Redis is away: this worker counts on its own
+        if self.policy.breaker_failures <= 0 or strikes < self.policy.breaker_failures:
+            return strikes, None
+        with self._lock:
+            self._strikes.pop(key_id, None)
+            until = self._rest(key_id, self._clock() + self.policy.breaker_seconds)
+
+        def share() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.delete(name)
+            pipe.set(self._prefix + f"cool:{key_id}:{ALL_MODELS}", "1", pxat=int(until * 1000))
+            pipe.execute()
+
+        self._shared(share)
+        return strikes, until
+
     def rejected(self, key_id: int) -> None:
         super().rejected(key_id)
         self._shared(lambda: self._redis.set(self._prefix + f"disabled:{key_id}", "1"))
@@ -139,7 +178,8 @@ class SharedKeyRotator(KeyRotator):
         super().enable(key_id)
 
         def clear() -> None:
-            names = [self._prefix + f"disabled:{key_id}", self._prefix + f"fail:{key_id}"]
+            names = [self._prefix + f"disabled:{key_id}", self._prefix + f"fail:{key_id}",
+                     self._prefix + f"strikes:{key_id}"]
             names += list(self._redis.scan_iter(match=self._prefix + f"cool:{key_id}:*", count=500))
             self._redis.delete(*names)
 

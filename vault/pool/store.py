@@ -1,7 +1,7 @@
 """The upstream key pool as stored: add keys (encrypted, de-duplicated) and list them.
 
-Health decisions (cooldowns, disabling) belong to the rotator; this module only keeps the
-durable rows.
+Health decisions (cooldowns, the breaker, disabling) belong to `classify`, `rotator` and
+`health`; this module only keeps the durable rows and an admin's enable/disable.
 """
 
 import re

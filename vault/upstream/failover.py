@@ -2,21 +2,26 @@
 
 A key-attributable failure, a 5xx, a timeout, a refused connection or an empty 200 moves
 on to the next usable key (at most `max_retries` more). A client error is returned as it
-is. Once a 200 with a first byte is in hand the choice is final: a stream that breaks later
-is reported in-band by the relay, never restarted on another key.
+is, once. A redirect is never followed nor relayed: it is a 502 at once. Once a 200 with a
+first byte is in hand the choice is final: a stream that breaks later is reported in-band
+by the relay, never restarted on another key.
+
+What each answer means for the key is decided in `vault.pool`; this loop adds the rules
+that need the whole request in view: one request blames at most one key (one disable, one
+breaker strike).
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import requests
 
 from vault.errors import NoUpstream, RateLimited, UpstreamFailed, UpstreamTimeout, VaultError
-from vault.rotator import NoUsableKey, PoolKey
-from vault.upstream.classify import Classification, Verdict, classify_response, transport_failure
+from vault.pool.classify import KEY_FAULTS, Classification, Verdict, classify_response, transport_failure
+from vault.pool.health import PoolHealth
+from vault.pool.rotator import NoUsableKey, PoolKey
 from vault.upstream.client import UpstreamClient, UpstreamRequest, iter_body, read_limited
-from vault.upstream.health import PoolHealth
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +53,47 @@ def forward(request: UpstreamRequest, client: UpstreamClient, health: PoolHealth
         try:
             key = health.pick(request.model, tried)
         except NoUsableKey as exc:
-            raise give_up(failures, exc.retry_after, none_left=True) from None
+            raise give_up(failures, exc) from None
         tried.add(key.id)
         answer, outcome = try_key(request, client, key)
+        outcome = limit_blame(outcome, failures)
         health.record(key, request.model, outcome)
         if answer is not None:
             answer.attempts = failures
             return answer
         failures.append(outcome)
-    raise give_up(failures, retry_after=None, none_left=False)
+        if outcome.verdict in (Verdict.REDIRECTED, Verdict.SUSPECT):
+            raise stop(outcome, failures)
+    raise give_up(failures)
+
+
+def limit_blame(outcome: Classification, failures: list[Classification]) -> Classification:
+    """The verdict on this attempt, given what earlier keys already answered to the same request.
+
+    A key is blamed for what Google says about it, but Google can be made to say it: a
+    request carrying a smuggled credential, or some request shape we have not foreseen, can
+    draw a key-rejection from every key in turn, and each would be disabled until an admin
+    acts -- one request could empty the pool. One key rejecting a request is plausibly that
+    key's fault; a second one rejecting the *same* request is more likely the request. So the
+    first key fault is acted on, and a second one ends the request (502) without touching
+    the second key. For the same reason only the first 5xx/timeout of a request is a strike
+    toward a key's breaker: when the next key fails the same request too, the request or
+    Google is the likelier cause, and benching every key it touched would help no one.
+    """
+    if outcome.verdict in KEY_FAULTS and any(failure.verdict in KEY_FAULTS for failure in failures):
+        return replace(outcome, verdict=Verdict.SUSPECT, summary=f"{outcome.summary} (second key fault in a request)")
+    if outcome.strike and any(failure.strike for failure in failures):
+        return replace(outcome, strike=False)
+    return outcome
+
+
+def stop(outcome: Classification, failures: list[Classification]) -> VaultError:
+    """The 502 for an answer that ends the request at once: a redirect, or a suspect request."""
+    log.warning("upstream failed after %d attempt(s), not retried: %s", len(failures),
+                "; ".join(failure.summary for failure in failures))
+    if outcome.verdict is Verdict.REDIRECTED:
+        return UpstreamFailed("The upstream answered with a redirect, which is not followed.")
+    return UpstreamFailed("The upstream refused this request with more than one key; it was not retried.")
 
 
 def try_key(request: UpstreamRequest, client: UpstreamClient, key: PoolKey) -> tuple[Answer | None, Classification]:
@@ -76,8 +113,7 @@ def try_key(request: UpstreamRequest, client: UpstreamClient, key: PoolKey) -> t
         return None, transport_failure(f"upstream broke off ({type(exc).__name__})",
                                        timed_out=isinstance(exc, requests.Timeout))
     response.close()
-    outcome = classify_response(response.status_code, body, request.path, response.headers.get("Retry-After"),
-                                datetime.now(UTC))
+    outcome = classify_response(response.status_code, body, response.headers.get("Retry-After"), datetime.now(UTC))
     if outcome.verdict is Verdict.CLIENT_ERROR:
         return Answer(key, response.status_code, dict(response.headers), body=body), outcome
     return None, outcome
@@ -99,16 +135,21 @@ def accept(request: UpstreamRequest, response: requests.Response, key: PoolKey) 
     return Answer(key, 200, headers, body=body), Classification(Verdict.OK, "ok", 200)
 
 
-def give_up(failures: list[Classification], retry_after: float | None, none_left: bool) -> VaultError:
+def give_up(failures: list[Classification], none_left: NoUsableKey | None = None) -> VaultError:
     """The error for a request no key could serve.
 
-    Every usable key cooling after 429s → 429 with `Retry-After`; no key at all → 503;
-    otherwise the upstream failed → 504 if it timed out, else 502.
+    Every usable key cooling after 429s → 429 with `Retry-After`; keys resting after their
+    breaker tripped → 503 with `Retry-After`; no key at all → 503; otherwise the upstream
+    failed → 504 if it timed out, else 502.
     """
     only_rate_limits = all(failure.verdict is Verdict.RATE_LIMITED for failure in failures)
-    if none_left and retry_after is not None and only_rate_limits:
-        return RateLimited("Every upstream key is rate-limited for this model; retry later.",
-                           retry_after=max(1, int(retry_after + 0.999)))
+    waiting = none_left is not None and none_left.retry_after is not None
+    if waiting and only_rate_limits:
+        retry_after = max(1, int(none_left.retry_after + 0.999))
+        if none_left.resting:
+            return NoUpstream("Every usable upstream key is cooling down or resting after upstream failures; "
+                              "retry later.", retry_after=retry_after)
+        return RateLimited("Every upstream key is rate-limited for this model; retry later.", retry_after=retry_after)
     if not failures:
         return NoUpstream("No upstream key is configured or enabled.")
     log.warning("upstream failed after %d attempt(s): %s", len(failures), "; ".join(f.summary for f in failures))
