@@ -36,6 +36,20 @@ def test_existing_admin_keeps_its_password(app, database_url, tmp_path, make_use
     assert runtime().passwords.verify(user.password_hash, "the real one")
 
 
+def test_an_existing_non_admin_is_not_promoted(app, database_url, tmp_path, make_user, auth_headers, caplog):
+    from vault.runtime import runtime
+
+    squatter = make_user(email="root@example.com", password="the squatter's one")
+    headers = auth_headers(squatter)
+    with caplog.at_level("WARNING", logger="vault.bootstrap"):
+        start(database_url, tmp_path)
+    db.session.expire_all()
+    user = db.session.scalar(db.select(User).where(User.email == "root@example.com"))
+    assert not user.is_admin and runtime().passwords.verify(user.password_hash, "the squatter's one")
+    assert "NOT promoted" in caplog.text and "--force" in caplog.text
+    assert app.test_client().get("/admin/api/users", headers=headers).status_code == 403
+
+
 def test_bad_bootstrap_values_stop_the_start(app, database_url, tmp_path):
     with pytest.raises(ConfigError, match="VAULT_ADMIN"):
         start(database_url, tmp_path, {"VAULT_ADMIN_EMAIL": "root@example.com", "VAULT_ADMIN_PASSWORD": "short"})

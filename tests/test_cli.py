@@ -9,19 +9,52 @@ from vault.runtime import runtime
 UPSTREAM_KEYS = ["AIzaSyA-first-upstream-key-0000000000001", "AIzaSyB-second-upstream-key-000000000002"]
 
 
-def test_create_admin_creates_then_promotes(runner, make_user):
+def test_create_admin_creates_an_admin(runner):
     result = runner.invoke(args=["create-admin", "--email", "Root@Example.com", "--password", "admin password"])
     assert result.exit_code == 0, result.output
     assert "Created admin root@example.com" in result.output
     admin = find_user_by_email(db.session, "root@example.com")
-    assert admin.is_admin and runtime().passwords.verify(admin.password_hash, "admin password")
+    assert admin.is_admin and admin.is_active and runtime().passwords.verify(admin.password_hash, "admin password")
 
-    make_user(email="ada@example.com")
+
+def test_create_admin_refuses_to_promote_without_force(runner, make_user, auth_headers, client, db_snapshot):
+    user = make_user(email="ada@example.com")
+    headers = auth_headers(user)
+    before = db_snapshot()
     result = runner.invoke(args=["create-admin", "--email", "ada@example.com", "--password", "new admin pass"])
-    assert result.exit_code == 0 and "Updated admin" in result.output
+    assert result.exit_code != 0
+    assert "not an admin" in result.output and "--force" in result.output
+    assert db_snapshot() == before
+    assert client.get("/auth/users/me", headers=headers).status_code == 200
+
+
+def test_create_admin_with_force_promotes_and_ends_sessions(app, runner, make_user, auth_headers, client):
+    user = make_user(email="ada@example.com")
+    headers = auth_headers(user)
+    browser = app.test_client()
+    with browser.session_transaction() as session:
+        session["_user_id"], session["_fresh"] = user.get_id(), True
+    result = runner.invoke(args=["create-admin", "--email", "ada@example.com", "--password", "new admin pass",
+                                 "--force"])
+    assert result.exit_code == 0, result.output
+    assert "Updated admin ada@example.com" in result.output and "session" in result.output
     db.session.expire_all()
-    assert find_user_by_email(db.session, "ada@example.com").is_admin
-    assert db.session.query(User).count() == 2
+    promoted = find_user_by_email(db.session, "ada@example.com")
+    assert promoted.is_admin and runtime().passwords.verify(promoted.password_hash, "new admin pass")
+    assert client.get("/auth/users/me", headers=headers).status_code == 401
+    assert browser.get("/auth/users/me").status_code == 401
+    assert db.session.query(User).count() == 1
+
+
+def test_create_admin_on_an_existing_admin_resets_it_and_ends_sessions(runner, make_user, auth_headers, client):
+    admin = make_user(email="root@example.com", password="old admin password", is_admin=True, is_active=False)
+    headers = auth_headers(admin)
+    result = runner.invoke(args=["create-admin", "--email", "root@example.com", "--password", "new admin pass"])
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    admin = find_user_by_email(db.session, "root@example.com")
+    assert admin.is_admin and admin.is_active and runtime().passwords.verify(admin.password_hash, "new admin pass")
+    assert client.get("/auth/users/me", headers=headers).status_code == 401
 
 
 def test_create_admin_rejects_bad_input(runner, db_snapshot):

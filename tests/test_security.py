@@ -12,6 +12,7 @@ from vault.security import (
     hash_vault_key,
     issue_access_token,
     mask_secret,
+    mint_invite_code,
     mint_vault_key,
     read_access_token,
 )
@@ -43,6 +44,14 @@ def test_vault_keys_are_long_random_and_hashed():
         assert re.fullmatch(r"gv-[A-Za-z0-9_-]{43}", key.plaintext)
         assert key.prefix == key.plaintext[:11]
         assert key.key_hash == hash_vault_key(key.plaintext) and len(key.key_hash) == 64
+
+
+def test_invite_codes_are_long_random_and_hashed():
+    codes = {mint_invite_code() for _ in range(50)}
+    assert len({code.plaintext for code in codes}) == 50
+    for code in codes:
+        assert re.fullmatch(r"gvi-[A-Za-z0-9_-]{32}", code.plaintext)
+        assert code.prefix == code.plaintext[:10] and code.key_hash == hash_vault_key(code.plaintext)
 
 
 def test_access_tokens_round_trip_and_reject_forgeries():

@@ -65,6 +65,8 @@ def register_blueprints(app: Flask) -> None:
     from vault import admin, auth, dashboard, docs, health, proxy
     from vault.cli import register_commands
     from vault.errors import register_error_handlers
+    from vault.headers import install_headers
+    from vault.inbound import install_body_reader
     from vault.observability import install_request_ids
     from vault.templating import register_filters
 
@@ -74,3 +76,6 @@ def register_blueprints(app: Flask) -> None:
     register_commands(app)
     register_filters(app)
     install_request_ids(app)
+    # Proxied calls read their body themselves, after the Vault key is checked.
+    install_body_reader(app, skip=lambda req: req.blueprint == proxy.bp.name)
+    install_headers(app)

@@ -1,22 +1,26 @@
-"""Accounts and Vault keys: register, authenticate, end sessions, mint and revoke keys.
+"""Accounts, invites and Vault keys: sign up, authenticate, end sessions, mint and revoke keys.
 
 Plain functions over an explicit SQLAlchemy session; the caller commits.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.billing import record_signup_credit
 from vault.clock import utcnow
 from vault.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
-from vault.models import ApiKey, User
+from vault.models import ApiKey, Invite, User
 from vault.ratelimit import LoginThrottle
-from vault.security import PasswordHashing, hash_vault_key, mint_vault_key
+from vault.security import PasswordHashing, hash_vault_key, mint_invite_code, mint_vault_key
 
 BAD_CREDENTIALS = "Incorrect email or password."
+SIGNUP_CLOSED = "Sign-up is closed on this server; ask an admin for an account."
+INVITE_REQUIRED = "Sign-up is by invitation: an invite code is required."
+INVITE_INVALID = "This invite code is not valid: it is mistyped, used already, expired or revoked."
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -49,6 +53,83 @@ def register_user(
     return user
 
 
+def refuse_closed_registration(registration: str) -> None:
+    """`Forbidden` when the operator closed sign-up (`VAULT_REGISTRATION=closed`)."""
+    if registration == "closed":
+        raise Forbidden(SIGNUP_CLOSED)
+
+
+def sign_up(session: Session, email: str, password: str, passwords: PasswordHashing, balance_nano: int,
+            registration: str, invite_code: str | None, now: datetime) -> User:
+    """Register a user as `registration` allows: `open`, `invite` (redeeming `invite_code`) or `closed`.
+
+    A refused invite rolls the new account back: it is `Forbidden` and nothing is created.
+    """
+    refuse_closed_registration(registration)
+    if registration != "invite":
+        return register_user(session, email, password, passwords, balance_nano)
+    code = (invite_code or "").strip()
+    if not code:
+        raise Forbidden(INVITE_REQUIRED, fields={"invite_code": INVITE_REQUIRED})
+    if session.scalar(select(Invite.id).where(redeemable(code, now))) is None:  # before paying for a hash
+        raise Forbidden(INVITE_INVALID, fields={"invite_code": INVITE_INVALID})
+    user = register_user(session, email, password, passwords, balance_nano)
+    redeem_invite(session, code, user, now)
+    return user
+
+
+def redeemable(code: str, now: datetime):
+    """The condition an invite must meet to be redeemed with `code` at `now`."""
+    return (Invite.code_hash == hash_vault_key(code)) & Invite.used_at.is_(None) & or_(
+        Invite.expires_at.is_(None), Invite.expires_at > now)
+
+
+def redeem_invite(session: Session, code: str, user: User, now: datetime) -> None:
+    """Mark the invite used by `user`, in one conditional UPDATE, so two sign-ups cannot share it.
+
+    If it is no longer redeemable, the transaction (with `user`) is rolled back: `Forbidden`.
+    """
+    result = session.execute(update(Invite).where(redeemable(code, now)).values(used_by=user.id, used_at=now)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        session.rollback()
+        raise Forbidden(INVITE_INVALID, fields={"invite_code": INVITE_INVALID})
+
+
+@dataclass(frozen=True)
+class NewInvite:
+    """A just-created invite with its code, which is never stored."""
+
+    record: Invite
+    code: str
+
+
+def create_invite(session: Session, admin: User, note: str, expires_at: datetime | None) -> NewInvite:
+    """Mint a single-use invite, storing only its hash and a visible prefix."""
+    minted = mint_invite_code()
+    record = Invite(code_hash=minted.key_hash, prefix=minted.prefix, note=note.strip(), created_by=admin.id,
+                    expires_at=expires_at)
+    session.add(record)
+    session.flush()
+    return NewInvite(record, minted.plaintext)
+
+
+def list_invites(session: Session) -> list[Invite]:
+    """Every invite, newest first."""
+    return list(session.scalars(select(Invite).order_by(Invite.id.desc())))
+
+
+def revoke_invite(session: Session, invite_id: int) -> None:
+    """Delete an unused invite; `NotFound` if there is none, `Conflict` if it was used (kept as a record)."""
+    deleted = session.execute(delete(Invite).where(Invite.id == invite_id, Invite.used_at.is_(None))
+                              .execution_options(synchronize_session=False))
+    if deleted.rowcount == 1:
+        return
+    if session.get(Invite, invite_id) is None:
+        raise NotFound("No such invite.")
+    raise Conflict("This invite has been used; it stays on record.")
+
+
 def authenticate(session: Session, email: str, password: str, passwords: PasswordHashing) -> User:
     """The user whose credentials these are.
 
@@ -76,7 +157,7 @@ def authenticate_throttled(session: Session, email: str, password: str, password
     except Unauthorized:
         throttle.failed(email, address)
         raise
-    throttle.succeeded(email)
+    throttle.succeeded(email, address)
     return user
 
 
@@ -111,23 +192,32 @@ def set_user_active(session: Session, user: User, active: bool) -> None:
         end_all_sessions(session, user)
 
 
-def ensure_admin(
-    session: Session, email: str, password: str, passwords: PasswordHashing, balance_nano: int
-) -> tuple[User, bool]:
-    """Make `email` an active admin, creating the account if absent. Returns (user, created).
+def create_admin(session: Session, email: str, password: str, passwords: PasswordHashing,
+                 balance_nano: int) -> User:
+    """A new active admin account; `Conflict` if the email is taken."""
+    user = register_user(session, email, password, passwords, balance_nano)
+    user.is_admin = True
+    return user
 
-    An existing account keeps its password unless it is not yet an admin; then the given
-    password is set, since whoever runs this command controls the server.
+
+def ensure_admin(session: Session, email: str, password: str, passwords: PasswordHashing, balance_nano: int,
+                 force: bool = False) -> tuple[User, bool]:
+    """Make `email` an active admin with `password`, creating the account if absent. Returns (user, created).
+
+    An existing account gets the password and ends every session and token it had (whoever
+    held them is out). An existing non-admin is only promoted with `force`: anyone could
+    have signed up with that email before the operator ran this (`Conflict` otherwise).
     """
     user = find_user_by_email(session, email)
     if user is None:
-        user = register_user(session, email, password, passwords, balance_nano)
-        user.is_admin = True
-        return user, True
-    if not user.is_admin:
-        user.password_hash = passwords.hash(password)
+        return create_admin(session, email, password, passwords, balance_nano), True
+    if not user.is_admin and not force:
+        raise Conflict(f"{user.email} is an existing account that is not an admin. To make it an admin (its "
+                       "password is replaced and its sessions end), run again with --force.")
+    user.password_hash = passwords.hash(password)
     user.is_admin = True
     user.is_active = True
+    end_all_sessions(session, user)
     return user, False
 
 

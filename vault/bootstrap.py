@@ -41,7 +41,12 @@ def bootstrap(app: Flask) -> None:
 
 
 def bootstrap_admin(email: str | None, password: str | None, balance_nano: int) -> None:
-    """Create the bootstrap admin unless an account with that email exists."""
+    """Create the bootstrap admin unless an account with that email exists.
+
+    An existing account is left exactly as it is: an admin keeps its password, and an
+    account that is not an admin is never promoted from the environment (anyone may have
+    signed up with that email first); `flask --app wsgi create-admin --force` does that.
+    """
     try:
         body = parse_body(NewAccountBody, {"email": email, "password": password})
     except ValidationFailed as exc:
@@ -49,14 +54,15 @@ def bootstrap_admin(email: str | None, password: str | None, balance_nano: int) 
     existing = accounts.find_user_by_email(db.session, body.email)
     if existing is not None:
         if not existing.is_admin:
-            log.warning("VAULT_ADMIN_EMAIL names an existing non-admin account; left unchanged")
+            log.warning("VAULT_ADMIN_EMAIL names an existing account that is not an admin; it was NOT promoted. "
+                        "If it is yours, run: flask --app wsgi create-admin --email %s --force", body.email)
         return
     try:
-        accounts.ensure_admin(db.session, body.email, body.password, runtime().passwords, balance_nano)
+        accounts.create_admin(db.session, body.email, body.password, runtime().passwords, balance_nano)
         db.session.commit()
         log.info("bootstrap admin %s created", body.email)
     except Conflict:
-        db.session.rollback()  # another worker created it first
+        db.session.rollback()  # another worker (or a sign-up) took the email first
 
 
 def bootstrap_upstream_key(secret: str) -> None:

@@ -19,18 +19,26 @@ from vault.runtime import runtime
 @click.option("--email", required=True, help="Email of the admin account.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="Password (prompted for when omitted, so it stays out of shell history).")
-def create_admin(email: str, password: str) -> None:
-    """Create an admin account, or make an existing account an admin."""
+@click.option("--force", is_flag=True, help="Also promote an existing account that is not an admin.")
+def create_admin(email: str, password: str, force: bool) -> None:
+    """Create an admin account, or reset an existing admin's password.
+
+    An existing account gets the password and loses every session and token it had. An
+    existing account that is not an admin is only promoted with --force.
+    """
     try:
         body = parse_body(NewAccountBody, {"email": email, "password": password})
         user, created = accounts.ensure_admin(
             db.session, body.email, body.password, runtime().passwords,
-            current_app.config["VAULT_DEFAULT_BALANCE"],
+            current_app.config["VAULT_DEFAULT_BALANCE"], force=force,
         )
     except VaultError as exc:
         raise click.ClickException(describe(exc)) from None
     db.session.commit()
-    click.echo(f"{'Created' if created else 'Updated'} admin {user.email} (id {user.id}).")
+    if created:
+        click.echo(f"Created admin {user.email} (id {user.id}).")
+    else:
+        click.echo(f"Updated admin {user.email} (id {user.id}): password set; every session and token ended.")
 
 
 @click.group("upstream")

@@ -1,9 +1,12 @@
-"""Rate limits: requests per minute per Vault key, and failed logins, via the `limits` library.
+"""Rate limits via the `limits` library: requests per minute per Vault key, failed logins,
+and sign-ups per client address.
 
 With `REDIS_URL` the counters are shared by every worker and host; without it, or while
 Redis is unreachable (logged), each worker counts on its own.
 """
 
+import hashlib
+import ipaddress
 import logging
 import math
 import time
@@ -74,25 +77,76 @@ def enforce_key_limit(limiter: Limiter, api_key_id: int, per_minute_limit: int) 
                           retry_after=limiter.retry_after(item, "key", str(api_key_id)))
 
 
+def address_bucket(address: str) -> str:
+    """The unit a client address is counted in: the address itself, or its /64 for IPv6.
+
+    One IPv6 subscriber commonly holds a whole /64, so counting single IPv6 addresses would
+    hand an attacker billions of fresh budgets.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if parsed.version == 6 and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False).network_address) + "-64"
+    return str(parsed)
+
+
+def account_bucket(email: str) -> str:
+    """A fixed-size name for an account in counter keys (no email text in Redis)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+ADDRESS_FACTOR = 4
+ACCOUNT_FACTOR = 20
+
+
 class LoginThrottle:
-    """Failed logins per account (and four times as many per address) within a window."""
+    """Failed logins within a window, counted so that nobody can lock another person out.
+
+    Three counters: per account *and* address (`max_failures`), per address over every
+    account (x4), and per account over every address (x20). Wrong passwords from one
+    address make that address wait for that account; the owner elsewhere is not affected.
+    Only an attack spread over twenty or more addresses reaches the account-wide cap, which
+    bounds how fast a password can be guessed at all.
+    """
 
     def __init__(self, limiter: Limiter, max_failures: int, window_seconds: float):
         self._limiter = limiter
         seconds = max(1, int(window_seconds))
-        self._account = limits.RateLimitItemPerSecond(max_failures, seconds)
-        self._address = limits.RateLimitItemPerSecond(max_failures * 4, seconds)
+        self._pair = limits.RateLimitItemPerSecond(max_failures, seconds)
+        self._address = limits.RateLimitItemPerSecond(max_failures * ADDRESS_FACTOR, seconds)
+        self._account = limits.RateLimitItemPerSecond(max_failures * ACCOUNT_FACTOR, seconds)
+
+    def _counters(self, email: str, address: str) -> list[tuple[limits.RateLimitItem, tuple[str, ...]]]:
+        account, place = account_bucket(email), address_bucket(address)
+        return [(self._pair, ("login-pair", account, place)), (self._address, ("login-address", place)),
+                (self._account, ("login-account", account))]
 
     def retry_after(self, email: str, address: str) -> int | None:
         """Seconds to wait before another attempt, or None if one may be made now."""
-        checks = ((self._account, "login-account", email.strip().lower()), (self._address, "login-address", address))
-        waits = [self._limiter.retry_after(item, kind, who) for item, kind, who in checks
-                 if not self._limiter.test(item, kind, who)]
+        waits = [self._limiter.retry_after(item, *who) for item, who in self._counters(email, address)
+                 if not self._limiter.test(item, *who)]
         return max(waits) if waits else None
 
     def failed(self, email: str, address: str) -> None:
-        self._limiter.hit(self._account, "login-account", email.strip().lower())
-        self._limiter.hit(self._address, "login-address", address)
+        """Count one failed login for `email` from `address`."""
+        for item, who in self._counters(email, address):
+            self._limiter.hit(item, *who)
 
-    def succeeded(self, email: str) -> None:
-        self._limiter.clear(self._account, "login-account", email.strip().lower())
+    def succeeded(self, email: str, address: str) -> None:
+        """Forget this address's failures for this account (the wider counters keep theirs)."""
+        item, who = self._counters(email, address)[0]
+        self._limiter.clear(item, *who)
+
+
+def enforce_signup_limit(limiter: Limiter, address: str, per_hour: int) -> None:
+    """Count a sign-up attempt from `address`; `RateLimited` (429) past `per_hour`. 0 = no limit."""
+    if per_hour <= 0:
+        return
+    item, place = limits.RateLimitItemPerHour(per_hour), address_bucket(address)
+    if not limiter.hit(item, "signup", place):
+        raise RateLimited("Too many sign-ups from your address; try again later.",
+                          retry_after=limiter.retry_after(item, "signup", place))

@@ -1,4 +1,5 @@
-// Small, dependable helpers: copy buttons, confirmations, local dates. No framework.
+// Small, dependable helpers: copy buttons, confirmations, local dates. No framework, and no
+// inline handlers in the templates: the Content-Security-Policy forbids inline scripts.
 (function () {
   "use strict";
 
@@ -34,6 +35,12 @@
     }).finally(function () {
       setTimeout(function () { label.textContent = original; }, 2000);
     });
+  });
+
+  // A click in a read-only field (a new key, an invite link) selects all of it for copying.
+  document.addEventListener("click", function (event) {
+    var field = event.target;
+    if (field.tagName === "INPUT" && field.readOnly && field.select) field.select();
   });
 
   document.addEventListener("submit", function (event) {

@@ -24,4 +24,4 @@ def require_admin():
     return None
 
 
-from vault.admin import api, billing_api, views  # noqa: E402,F401  (routes register themselves on bp)
+from vault.admin import api, billing_api, invites_api, views  # noqa: E402,F401  (routes register themselves on bp)

@@ -53,3 +53,10 @@ class UsageFilterForm(FlaskForm):
 class KeyLimitForm(FlaskForm):
     rate_limit_rpm = IntegerField("Requests per minute", validators=[Optional(), NumberRange(0, 1_000_000)],
                                   description="Empty: the global default. 0: no limit.")
+
+
+class InviteForm(FlaskForm):
+    note = StringField("Note", validators=[Optional(), Length(max=255)],
+                       description="Who it is for, e.g. “Grace, data team”. Only admins see it.")
+    expires_in_days = IntegerField("Expires after (days)", validators=[Optional(), NumberRange(1, 365)],
+                                   description="Empty: the invite never expires.")

@@ -10,7 +10,8 @@ from werkzeug.datastructures import MultiDict
 
 from vault import accounts, billing, pool, usage_log
 from vault.admin import bp
-from vault.admin.forms import AddKeysForm, BalanceForm, KeyLimitForm, PriceForm, UsageFilterForm
+from vault.admin.forms import AddKeysForm, BalanceForm, InviteForm, KeyLimitForm, PriceForm, UsageFilterForm
+from vault.admin.invites_api import invite_url
 from vault.charts import daily_bars
 from vault.clock import utcnow
 from vault.errors import BadRequest, NotFound, VaultError
@@ -122,6 +123,36 @@ def user_role(user_id: int):
     db.session.commit()
     flash(f"{user.email} {'is now an admin' if make_admin else 'is no longer an admin'}.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.get("/invites")
+def invites(form: InviteForm | None = None, new_invite: accounts.NewInvite | None = None) -> str:
+    """Invites: create one (its link is shown once), see who used which, revoke unused ones."""
+    found = accounts.list_invites(db.session)
+    return render_template("admin/invites.html", invites=found, form=form or InviteForm(formdata=None),
+                           action_form=ActionForm(), new_invite=new_invite,
+                           new_url=invite_url(new_invite.code) if new_invite else None, now=utcnow())
+
+
+@bp.post("/invites")
+def invite_create():
+    form = InviteForm()
+    if not form.validate_on_submit():
+        return invites(form), 400
+    now = utcnow()
+    expires_at = now + timedelta(days=form.expires_in_days.data) if form.expires_in_days.data else None
+    new_invite = accounts.create_invite(db.session, current_user, form.note.data or "", expires_at)
+    db.session.commit()
+    return invites(InviteForm(formdata=None), new_invite), 201
+
+
+@bp.post("/invites/<int:invite_id>/revoke")
+def invite_revoke(invite_id: int):
+    require_action()
+    accounts.revoke_invite(db.session, invite_id)
+    db.session.commit()
+    flash("The invite was revoked; its link no longer works.", "success")
+    return redirect(url_for("admin.invites"))
 
 
 @bp.get("/keys")

@@ -1,18 +1,29 @@
 """JSON API of accounts: `/auth/users/`, `/auth/token`, `/auth/users/me`, logout and password."""
 
+from typing import Annotated
+
 from flask import Response, current_app, jsonify, request
 from flask_wtf.csrf import generate_csrf
+from pydantic import Field
 
 from vault import accounts
 from vault.auth import bp
 from vault.auth.identity import require_user
+from vault.clock import utcnow
 from vault.errors import BadRequest
 from vault.extensions import csrf, db
 from vault.jsonapi import Body, NewAccountBody, Password, parse_body, read_body, read_json, user_json
+from vault.ratelimit import enforce_signup_limit
 from vault.runtime import runtime
 from vault.security import issue_access_token
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class RegisterBody(NewAccountBody):
+    """Registration: email and password, and the invite code when sign-up is by invitation."""
+
+    invite_code: Annotated[str, Field(max_length=200)] | None = None
 
 
 class CredentialsBody(Body):
@@ -28,12 +39,13 @@ class PasswordChangeBody(Body):
 @bp.post("/auth/users/")
 @csrf.exempt
 def api_register() -> tuple[Response, int]:
-    """Create an account from `{email, password}`; any other field is ignored."""
-    body = read_body(NewAccountBody)
-    user = accounts.register_user(
-        db.session, body.email, body.password, runtime().passwords,
-        current_app.config["VAULT_DEFAULT_BALANCE"],
-    )
+    """Create an account from `{email, password, invite_code?}`; any other field is ignored."""
+    config = current_app.config
+    accounts.refuse_closed_registration(config["VAULT_REGISTRATION"])
+    body = read_body(RegisterBody)
+    enforce_signup_limit(runtime().limiter, request.remote_addr or "", config["VAULT_SIGNUP_PER_HOUR"])
+    user = accounts.sign_up(db.session, body.email, body.password, runtime().passwords,
+                            config["VAULT_DEFAULT_BALANCE"], config["VAULT_REGISTRATION"], body.invite_code, utcnow())
     db.session.commit()
     return jsonify(user_json(user)), 201
 

@@ -2,7 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from vault.jsonapi import valid_email
 
@@ -21,6 +21,8 @@ class RegisterForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254), email_address])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024, message=LENGTH)])
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")])
+    invite_code = StringField("Invite code", validators=[Optional(), Length(max=200)],
+                              filters=[lambda value: value.strip() if value else value])
 
 
 class LoginForm(FlaskForm):

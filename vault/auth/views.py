@@ -8,8 +8,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from vault import accounts
 from vault.auth import bp
 from vault.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
+from vault.clock import utcnow
 from vault.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from vault.extensions import db
+from vault.ratelimit import enforce_signup_limit
 from vault.runtime import runtime
 
 
@@ -28,21 +30,29 @@ def home() -> Response:
 
 
 @bp.route("/register", methods=["GET", "POST"])
-def register() -> Response | str | tuple[str, int]:
-    form = RegisterForm()
-    if form.validate_on_submit():
-        try:
-            user = accounts.register_user(db.session, form.email.data, form.password.data, runtime().passwords,
-                                          current_app.config["VAULT_DEFAULT_BALANCE"])
-        except Conflict as exc:
-            form.email.errors.append(exc.message)
-        else:
-            db.session.commit()
-            login_user(user)
-            flash("Welcome to Gemini-Vault! Create your first key below.", "success")
-            return redirect(url_for("dashboard.home"))
-    status = 400 if form.is_submitted() else 200
-    return render_template("auth/register.html", form=form), status
+def register() -> Response | tuple[str, int, dict[str, str]]:
+    """Sign up as `VAULT_REGISTRATION` allows; `?invite=CODE` fills in the invite code."""
+    config = current_app.config
+    if config["VAULT_REGISTRATION"] == "closed":
+        return render_template("auth/register.html", form=None), 403, {}
+    form = RegisterForm(invite_code=request.args.get("invite", "")[:200])
+    if not form.validate_on_submit():
+        return render_template("auth/register.html", form=form), 400 if form.is_submitted() else 200, {}
+    try:
+        enforce_signup_limit(runtime().limiter, request.remote_addr or "", config["VAULT_SIGNUP_PER_HOUR"])
+        user = accounts.sign_up(db.session, form.email.data, form.password.data, runtime().passwords,
+                                config["VAULT_DEFAULT_BALANCE"], config["VAULT_REGISTRATION"], form.invite_code.data,
+                                utcnow())
+    except RateLimited as exc:
+        flash(exc.message, "error")
+        return render_template("auth/register.html", form=form), exc.status, {"Retry-After": str(exc.retry_after)}
+    except (Conflict, Forbidden) as exc:  # a taken email, or an invite that cannot be used
+        (form.invite_code if "invite_code" in exc.fields else form.email).errors.append(exc.message)
+        return render_template("auth/register.html", form=form), exc.status, {}
+    db.session.commit()
+    login_user(user)
+    flash("Welcome to Gemini-Vault! Create your first key below.", "success")
+    return redirect(url_for("dashboard.home"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -31,13 +31,14 @@ API_VERSION = "0.1.0"  # the project version in pyproject.toml; the test keeps t
 PATH_PARAMETERS = {
     "user_id": ({"type": INT}, "A user's id."),
     "key_id": ({"type": INT}, "A key's id."),
+    "invite_id": ({"type": INT}, "An invite's id."),
     "model": ({"type": STR}, "A model name such as `gemini-2.5-flash` (without `models/`)."),
     "path": ({"type": STR}, "The rest of the path, e.g. `chat/completions`; it may contain `/`."),
 }
 TAGS = [
     {"name": "accounts", "description": "Registration, access tokens and the caller's own account."},
     {"name": "api-keys", "description": "The caller's Vault keys, used to call the proxy."},
-    {"name": "admin", "description": "Admins only: users, balances and the upstream key pool."},
+    {"name": "admin", "description": "Admins only: users, balances, invites and the upstream key pool."},
     {"name": "billing", "description": "Admins only: model prices and the usage ledger."},
     {"name": "openai", "description": "OpenAI-compatible proxy, forwarded to Gemini's OpenAI endpoint. "
                                       "Errors use OpenAI's envelope."},

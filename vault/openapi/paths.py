@@ -7,9 +7,9 @@ from pydantic import BaseModel
 
 from vault.admin.api import AddKeysBody, PatchApiKeyBody, PatchKeyBody, PatchUserBody
 from vault.admin.billing_api import PriceBody, UsageQuery
-from vault.auth.api import CredentialsBody, PasswordChangeBody
+from vault.admin.invites_api import NewInviteBody
+from vault.auth.api import CredentialsBody, PasswordChangeBody, RegisterBody
 from vault.dashboard.api import NewKeyBody
-from vault.jsonapi import NewAccountBody
 from vault.openapi.schemas import STR, Schema, array, ref, typed
 
 NATIVE_VERSIONS = ("v1beta", "v1")
@@ -20,19 +20,25 @@ NATIVE_ACTIONS = {  # action: (summary, request schema, response schema)
     "embedContent": ("Embed one content", "EmbedContentRequest", "EmbedContentResponse"),
     "batchEmbedContents": ("Embed several contents", "BatchEmbedContentsRequest", "BatchEmbedContentsResponse"),
 }
-PROXY_ERRORS = (400, 401, 402, 403, 413, 429, 502, 503, 504)
+PROXY_ERRORS = (400, 401, 402, 403, 405, 408, 413, 415, 429, 502, 503, 504)
 ERROR_MEANINGS = {
     400: "The request is not valid (for the JSON API, `fields` says which fields and why).",
     401: "Missing, invalid or revoked credentials.",
     402: "The caller's balance is spent.",
-    403: "Not allowed: a deactivated account, a key not allowed here, or an admin-only route.",
+    403: "Not allowed: a deactivated account, a key not allowed here, an admin-only route, or sign-up closed "
+         "or needing a valid invite code.",
     404: "Not found.",
-    409: "A record with this identity already exists.",
+    409: "A record with this identity already exists, or the record can no longer change.",
+    405: "The path is served, but not with this method (`Allow` names the one that is).",
+    408: "The request body did not arrive within `VAULT_BODY_TIMEOUT_SECONDS`.",
     413: "The request body is larger than `VAULT_MAX_BODY_BYTES`.",
-    429: "Too many requests (a rate limit, failed logins, or every upstream key cooling down); "
+    415: "The request body is not declared as JSON (`Content-Type: application/json`).",
+    429: "Too many requests (a rate limit, failed logins, sign-ups from one address, or every upstream key "
+         "cooling down); "
          "`Retry-After` says when to try again.",
     502: "The upstream failed on every key tried.",
-    503: "No upstream key is configured, or every key is disabled.",
+    503: "No upstream key is configured, every key is disabled or resting after repeated upstream failures "
+         "(`Retry-After` then says when the soonest is back), or the database is down.",
     504: "The upstream timed out.",
 }
 
@@ -77,7 +83,7 @@ def api(op_id: str, summary: str, tag: str, ok: tuple[int, Schema], *statuses: i
 
 def api_paths() -> dict[str, Schema]:
     """The JSON API: accounts, Vault keys, admin and billing."""
-    return account_paths() | admin_paths() | billing_paths()
+    return account_paths() | admin_paths() | invite_paths() | billing_paths()
 
 
 def account_paths() -> dict[str, Schema]:
@@ -89,8 +95,12 @@ def account_paths() -> dict[str, Schema]:
             "username": typed(STR, description="The email."), "password": typed(STR),
             "grant_type": typed(STR, enum=["password"])}}}
     return {
-        "/auth/users/": {"post": api("register", "Register an account", "accounts", (201, user), 400, 409, 413,
-                                     requestBody=json_body(NewAccountBody), security=PUBLIC)},
+        "/auth/users/": {"post": api(
+            "register", "Register an account", "accounts", (201, user), 400, 403, 409, 413, 429,
+            requestBody=json_body(RegisterBody), security=PUBLIC,
+            description="`VAULT_REGISTRATION` decides: `open` to anyone, `invite` with a valid `invite_code` "
+                        "(single-use), `closed` to no one (403). Sign-ups per client address are limited "
+                        "(`VAULT_SIGNUP_PER_HOUR`, 429).")},
         "/auth/token": {"post": api("issueToken", "Exchange credentials for an access token", "accounts",
                                     (200, reply("A bearer token.", ref("Token"))), 400, 401, 403, 413, 429,
                                     requestBody=credentials, security=PUBLIC)},
@@ -143,6 +153,23 @@ def admin_paths() -> dict[str, Schema]:
             "delete": api("deleteUpstreamKey", "Remove an upstream key from the pool", "admin", (204, done),
                           400, 401, 403, 404, security=USER_WRITE),
         },
+    }
+
+
+def invite_paths() -> dict[str, Schema]:
+    """`/admin/api/invites`."""
+    return {
+        "/admin/api/invites": {
+            "get": api("listInvites", "Every invite with its state (never the codes)", "admin",
+                       (200, reply("The invites.", array(ref("Invite")))), 401, 403),
+            "post": api("createInvite", "Create a single-use invite (its code is shown this once)", "admin",
+                        (201, reply("The new invite with its code and sign-up link.", ref("NewInvite"))),
+                        400, 401, 403, 413, requestBody=json_body(NewInviteBody, required=False),
+                        security=USER_WRITE),
+        },
+        "/admin/api/invites/{invite_id}": {"delete": api(
+            "revokeInvite", "Revoke an unused invite (a used one stays on record: 409)", "admin",
+            (204, reply("Done.")), 400, 401, 403, 404, 409, security=USER_WRITE)},
     }
 
 
@@ -242,7 +269,7 @@ def native_action(version: str, action: str) -> Schema:
 
 
 def openai_paths() -> dict[str, Schema]:
-    """The OpenAI-compatible paths, and Gemini's own OpenAI base passed through."""
+    """The OpenAI-compatible paths, under `/v1/` and under Gemini's own OpenAI base."""
     envelope = ref("OpenAIError")
     chat_ok = {"description": "The answer; with `\"stream\": true`, server-sent chunks ending in `data: [DONE]`.",
                "content": {"application/json": {"schema": ref("ChatCompletion")},
@@ -260,17 +287,10 @@ def openai_paths() -> dict[str, Schema]:
                                                     "openai", vectors, envelope, **embed)},
         "/v1beta/openai/models": {"get": proxy("openai.listModels", "List models (Gemini's OpenAI base)", "openai",
                                                reply("The models.", ref("OpenAIModelList")), envelope)},
-        "/v1beta/openai/{path}": {method: passthrough(method) for method in ("get", "post", "put", "patch", "delete")},
+        "/v1beta/openai/models/{model}": {"get": proxy("openai.getModel", "Get a model (Gemini's OpenAI base)",
+                                                       "openai", reply("The model.", ref("OpenAIModel")), envelope,
+                                                       (*PROXY_ERRORS, 404))},
     }
-
-
-def passthrough(method: str) -> Schema:
-    """Any other call under Gemini's OpenAI-compatible base, forwarded as it is."""
-    fields: dict[str, Any] = {}
-    if method in ("post", "put", "patch"):
-        fields["requestBody"] = {"required": False, "content": {"application/json": {"schema": {}}}}
-    return proxy(f"openai.passthrough.{method}", "Anything else under Gemini's OpenAI base", "openai",
-                 reply("Gemini's answer.", {}), ref("OpenAIError"), **fields)
 
 
 def operations_paths(app: Flask) -> dict[str, Schema]:

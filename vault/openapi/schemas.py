@@ -7,18 +7,21 @@ from pydantic.json_schema import models_json_schema
 
 from vault.admin.api import AddKeysBody, PatchApiKeyBody, PatchKeyBody, PatchUserBody
 from vault.admin.billing_api import PriceBody
-from vault.auth.api import CredentialsBody, PasswordChangeBody
+from vault.admin.invites_api import NewInviteBody
+from vault.auth.api import CredentialsBody, PasswordChangeBody, RegisterBody
 from vault.dashboard.api import NewKeyBody
-from vault.jsonapi import NewAccountBody
 
 Schema = dict[str, Any]
 
 INT, NUM, STR, BOOL = "integer", "number", "string", "boolean"
 BODY_MODELS: tuple[type[BaseModel], ...] = (
-    NewAccountBody, CredentialsBody, PasswordChangeBody, NewKeyBody, PatchApiKeyBody, AddKeysBody, PatchKeyBody,
-    PatchUserBody, PriceBody,
+    RegisterBody, CredentialsBody, PasswordChangeBody, NewKeyBody, PatchApiKeyBody, AddKeysBody, PatchKeyBody,
+    PatchUserBody, PriceBody, NewInviteBody,
 )
 BODY_NOTES = {
+    "RegisterBody": "`invite_code` is needed (and used up) when `VAULT_REGISTRATION=invite`, ignored otherwise.",
+    "NewInviteBody": "An optional note (who it is for) and expiry (ISO 8601, in the future; without a zone, UTC). "
+                     "The body may be empty.",
     "CredentialsBody": "JSON form of the credentials; the OAuth2 password form (`username`, `password`) works too.",
     "NewKeyBody": "An optional name for the new key; the body may be empty.",
     "PatchApiKeyBody": "A Vault key's requests-per-minute limit: 0 = unlimited, null = the global default.",
@@ -119,6 +122,21 @@ def account_schemas() -> dict[str, Schema]:
         "Token": obj({"access_token": typed(STR), "token_type": typed(STR, enum=["bearer"]),
                       "expires_in": typed(INT, description="Seconds.")}),
         "CsrfToken": obj({"csrf_token": typed(STR)}),
+        "Invite": obj(invite_fields()),
+        "NewInvite": obj(invite_fields() | {
+            "code": typed(STR, description="The invite code, shown this once only."),
+            "url": typed(STR, format="uri", description="The sign-up page with the code filled in."),
+        }),
+    }
+
+
+def invite_fields() -> dict[str, Schema]:
+    """The fields of `vault.admin.invites_api.invite_json`: never the code."""
+    return {
+        "id": typed(INT), "prefix": typed(STR, description="The code's visible start."), "note": typed(STR),
+        "state": typed(STR, enum=["unused", "used", "expired"]), "created_by": typed(INT, nullable=True),
+        "created_at": moment(), "expires_at": moment(nullable=True), "used_by": typed(INT, nullable=True),
+        "used_at": moment(nullable=True),
     }
 
 
@@ -190,7 +208,7 @@ def error_schemas() -> dict[str, Schema]:
             "details": array(retry_info),
         }}}),
         "OpenAIError": obj({"error": obj({"message": typed(STR), "type": typed(STR),
-                                          "code": typed(STR, nullable=True)})}),
+                                          "code": typed(STR, nullable=True), "param": typed(STR, nullable=True)})}),
         "Health": obj({"status": typed(STR, enum=["ok", "unavailable"]), "database": typed(STR, enum=["up", "down"])}),
         "Readiness": obj({
             "status": typed(STR, enum=["ready", "unavailable"]), "database": typed(STR, enum=["up", "down"]),
