@@ -18,9 +18,9 @@ from tests.e2e.stacks import own_stack, session_fake, shared_stack, stack  # noq
 from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401  (a fixture, used by name)
 from vault import create_app
 from vault.accounts import create_api_key
+from vault.billing.money import usd_to_nano
 from vault.extensions import db
 from vault.models import User
-from vault.money import usd_to_nano
 from vault.runtime import runtime
 from vault.security import issue_access_token
 

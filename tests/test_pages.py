@@ -5,8 +5,8 @@ import re
 import pytest
 
 from tests.conftest import DEFAULT_PASSWORD
-from tests.test_billing import settlement
-from vault import billing
+from tests.billing.test_ledger import settlement
+from vault.billing import ledger
 from vault.extensions import db
 from vault.models import ApiKey, BalanceAdjustment, ModelPrice, UpstreamKey, User
 from vault.runtime import runtime
@@ -171,7 +171,7 @@ def test_html_is_escaped_everywhere(browser, admin, make_user, make_api_key):
     user = make_user(email="eve@example.com")
     key = make_api_key(user, name="<script>alert('key')</script>").record
     session = runtime().session_factory()
-    billing.settle(session, settlement(user.id, api_key_id=key.id, model="<script>alert('model')</script>"))
+    ledger.settle(session, settlement(user.id, api_key_id=key.id, model="<script>alert('model')</script>"))
     session.close()
     log_in(browser, "root@example.com")
     for path in (f"/admin/users/{user.id}", "/admin/usage"):
@@ -261,8 +261,8 @@ def test_prices_page_saves_and_removes(browser, admin, db_snapshot):
 def test_usage_log_filters_and_csv(browser, admin, make_user):
     user = make_user(email="ada@example.com")
     session = runtime().session_factory()
-    billing.settle(session, settlement(user.id, model="=HYPERLINK(\"http://evil\")", cost=1234))
-    billing.settle(session, settlement(user.id, status=502, model="gemini-2.5-pro"))
+    ledger.settle(session, settlement(user.id, model="=HYPERLINK(\"http://evil\")", cost=1234))
+    ledger.settle(session, settlement(user.id, status=502, model="gemini-2.5-pro"))
     session.close()
     log_in(browser, "root@example.com")
     page = browser.get("/admin/usage?user=ada@example.com&status=502").get_data(as_text=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from vault.money import usd_to_nano
+from vault.billing.money import usd_to_nano
 
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development", "test"}

@@ -6,12 +6,12 @@ from email_validator import EmailNotValidError, validate_email
 from flask import request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from vault.billing.money import nano_to_json
 from vault.clock import isoformat
 from vault.errors import BadRequest, ValidationFailed
 from vault.inbound import parse_json, require_json_type
 from vault.inbound import read_body as read_request_body
 from vault.models import ApiKey, User
-from vault.money import nano_to_json
 
 Schema = TypeVar("Schema", bound=BaseModel)
 

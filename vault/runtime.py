@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.billing import Price, PriceBook, Rates
+from vault.billing.meter import HoldPolicy
+from vault.billing.prices import Price, PriceBook, Rates
 from vault.extensions import db
-from vault.meter import HoldPolicy
 from vault.observability import Metrics
 from vault.pool.health import PoolHealth
 from vault.pool.rotator import KeyRotator, RotatorPolicy

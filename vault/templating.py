@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from flask import Flask
 
+from vault.billing.money import nano_to_usd
 from vault.clock import isoformat
-from vault.money import nano_to_usd
 
 
 def usd(nano: int | None) -> str:

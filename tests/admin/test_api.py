@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.test_billing import settlement
-from vault import billing
+from tests.billing.test_ledger import settlement
+from vault.billing import ledger
 from vault.extensions import db
 from vault.models import BalanceAdjustment, ModelPrice
 from vault.runtime import runtime
@@ -99,9 +99,9 @@ def test_usage_filters_pagination_and_summary(client, make_user, make_api_key, a
     session = runtime().session_factory()
     day = datetime(2026, 11, 20, 12, tzinfo=UTC)
     for n in range(5):
-        billing.settle(session, settlement(ada.id, api_key_id=ada_key.id, started_at=day + timedelta(days=n % 2),
+        ledger.settle(session, settlement(ada.id, api_key_id=ada_key.id, started_at=day + timedelta(days=n % 2),
                                            cost=100, model="gemini-2.5-flash"))
-    billing.settle(session, settlement(bob.id, status=429, model="gemini-2.5-pro", started_at=day))
+    ledger.settle(session, settlement(bob.id, status=429, model="gemini-2.5-pro", started_at=day))
     session.close()
     page = client.get(f"/admin/api/usage?user_id={ada.id}&per_page=2&page=2", headers=admin_headers).get_json()
     assert page["total"] == 5 and len(page["items"]) == 2 and page["page"] == 2

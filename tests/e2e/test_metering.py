@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from tests.fake_gemini import Reply, faults
-from vault.billing import Rates, cost_nano
-from vault.metering import from_native, from_openai
+from vault.billing.prices import Rates, cost_nano
+from vault.billing.usage import from_native, from_openai
 
 # The prices the migration seeds (nano-USD per 1M tokens).
 SEEDED = {

@@ -8,15 +8,16 @@ from flask import Response, jsonify, request
 from pydantic import Field, model_validator
 from sqlalchemy import select
 
-from vault import accounts, billing, usage_log
+from vault import accounts
 from vault.admin import bp
 from vault.auth.identity import require_user
+from vault.billing import ledger, prices, queries
+from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat
 from vault.errors import NotFound, ValidationFailed
 from vault.extensions import csrf, db
 from vault.jsonapi import Body, api_key_json, parse_body, read_body, user_json
 from vault.models import BalanceAdjustment, ModelPrice, User
-from vault.money import nano_to_json, usd_to_nano
 from vault.proxy.dialects import normalize_model
 from vault.runtime import runtime
 
@@ -52,9 +53,9 @@ def change_balance(user: User, body: BalanceBody) -> None:
     """Apply an admin's balance change to `user`, recorded in the ledger."""
     admin_id, reason = require_user().id, body.reason.strip()
     if body.balance is not None:
-        billing.set_balance(db.session, user.id, admin_id, usd_to_nano(body.balance), reason)
+        ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(body.balance), reason)
     elif body.balance_delta is not None:
-        billing.add_to_balance(db.session, user.id, admin_id, usd_to_nano(body.balance_delta), reason)
+        ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(body.balance_delta), reason)
 
 
 def adjustment_json(adjustment: BalanceAdjustment) -> dict[str, Any]:
@@ -67,12 +68,12 @@ def adjustment_json(adjustment: BalanceAdjustment) -> dict[str, Any]:
 def show_user(user_id: int) -> Response:
     """One user with their keys and the ledger of balance changes."""
     user = accounts.get_user(db.session, user_id)
-    adjustments = billing.recent_adjustments(db.session, user_id)
+    adjustments = ledger.recent_adjustments(db.session, user_id)
     return jsonify(user_json(user) | {
         "api_keys": [api_key_json(key) for key in user.api_keys],
         "adjustments": [adjustment_json(a) for a in adjustments],
         # What the balance should be by the ledger; it differs only while requests are in flight.
-        "ledger_balance_nano_usd": billing.ledger_balance(db.session, user_id),
+        "ledger_balance_nano_usd": ledger.ledger_balance(db.session, user_id),
     })
 
 
@@ -116,7 +117,7 @@ def put_price(model: str) -> Response:
     name = normalize_model(model)
     if not name:
         raise ValidationFailed(fields={"model": "a model name is required"})
-    row = billing.upsert_price(db.session, name, billing.PriceInput(**body.model_dump()))
+    row = prices.upsert_price(db.session, name, prices.PriceInput(**body.model_dump()))
     db.session.commit()
     runtime().prices.refresh()
     return jsonify(price_json(row))
@@ -157,9 +158,9 @@ def read_usage_query() -> UsageQuery:
 def list_usage() -> Response:
     """Usage records, newest first, filtered and paginated."""
     query = read_usage_query()
-    filters = usage_log.Filters(**query.model_dump(exclude={"page", "per_page"}))
-    records, total = usage_log.page(db.session, filters, query.page, query.per_page)
-    return jsonify({"items": [usage_log.record_json(record) for record in records], "total": total,
+    filters = queries.Filters(**query.model_dump(exclude={"page", "per_page"}))
+    records, total = queries.page(db.session, filters, query.page, query.per_page)
+    return jsonify({"items": [queries.record_json(record) for record in records], "total": total,
                     "page": query.page, "per_page": query.per_page})
 
 
@@ -167,6 +168,6 @@ def list_usage() -> Response:
 def usage_summary() -> Response:
     """Requests, tokens and cost per day and model, with the same filters."""
     query = read_usage_query()
-    filters = usage_log.Filters(**query.model_dump(exclude={"page", "per_page"}))
-    return jsonify({"rows": usage_log.by_day_and_model(db.session, filters)})
+    filters = queries.Filters(**query.model_dump(exclude={"page", "per_page"}))
+    return jsonify({"rows": queries.by_day_and_model(db.session, filters)})
 

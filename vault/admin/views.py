@@ -8,17 +8,19 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from vault import accounts, billing, pool, usage_log
+from vault import accounts, pool
 from vault.admin import bp
 from vault.admin.forms import AddKeysForm, BalanceForm, InviteForm, KeyLimitForm, PriceForm, UsageFilterForm
 from vault.admin.invites_api import invite_url
+from vault.billing import ledger, queries
+from vault.billing import prices as price_table
+from vault.billing.money import usd_to_nano
 from vault.charts import daily_bars
 from vault.clock import utcnow
 from vault.errors import BadRequest, NotFound, VaultError
 from vault.extensions import db
 from vault.forms import ActionForm
 from vault.models import ModelPrice, User
-from vault.money import usd_to_nano
 from vault.proxy.dialects import normalize_model
 from vault.runtime import runtime
 from vault.templating import number, usd
@@ -37,10 +39,10 @@ def require_action() -> None:
 def overview() -> str:
     """Requests, errors, tokens and spend, and the pool at a glance."""
     now, today = utcnow(), utcnow().date()
-    periods = {label: usage_log.totals(db.session, usage_log.Filters(since=now - delta))
+    periods = {label: queries.totals(db.session, queries.Filters(since=now - delta))
                for label, delta in (("Last 24 hours", timedelta(days=1)), ("Last 7 days", timedelta(days=7)))}
     since = datetime.combine(today - timedelta(days=13), time.min, UTC)
-    daily = usage_log.by_day_and_model(db.session, usage_log.Filters(since=since))
+    daily = queries.by_day_and_model(db.session, queries.Filters(since=since))
     spend_rows = [{"day": row["day"], "cost_nano": round(row["cost"] * 10**9)} for row in daily]
     keys = pool.list_upstream_keys(db.session)
     return render_template(
@@ -64,8 +66,8 @@ def users() -> str:
 @bp.get("/users/<int:user_id>")
 def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
     user = accounts.get_user(db.session, user_id)
-    recent, total = usage_log.page(db.session, usage_log.Filters(user_id=user.id), 1, 20)
-    adjustments = billing.recent_adjustments(db.session, user.id)
+    recent, total = queries.page(db.session, queries.Filters(user_id=user.id), 1, 20)
+    adjustments = ledger.recent_adjustments(db.session, user.id)
     return render_template("admin/user.html", user=user, recent=recent, total=total, adjustments=adjustments,
                            balance_form=balance_form or BalanceForm(formdata=None), action_form=ActionForm(),
                            keys=accounts.list_api_keys(db.session, user),
@@ -80,9 +82,9 @@ def user_balance(user_id: int):
         return user_detail(user_id, balance_form=form), 400
     admin_id, reason, amount = current_user.id, form.reason.data.strip(), form.amount.data
     if form.mode.data == "set":
-        billing.set_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+        ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
     else:
-        billing.add_to_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+        ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
     db.session.commit()
     flash(f"Balance of {user.email} updated.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
@@ -230,7 +232,7 @@ def price_save():
     fields = {name: form[name].data for name in ("input", "output", "cached_input", "tier_threshold",
                                                  "input_above", "output_above", "cached_input_above")}
     model = normalize_model(form.model.data)
-    billing.upsert_price(db.session, model, billing.PriceInput(**fields))
+    price_table.upsert_price(db.session, model, price_table.PriceInput(**fields))
     db.session.commit()
     runtime().prices.refresh()
     flash(f"Prices of {model} saved.", "success")
@@ -250,7 +252,7 @@ def price_delete(model: str):
     return redirect(url_for("admin.prices"))
 
 
-def usage_filters(form: UsageFilterForm) -> usage_log.Filters:
+def usage_filters(form: UsageFilterForm) -> queries.Filters:
     """Filters from the form; an unknown user or an unreadable date is a 400 next to the field."""
     user_id = None
     if form.user.data:
@@ -260,7 +262,7 @@ def usage_filters(form: UsageFilterForm) -> usage_log.Filters:
             form.user.errors.append("No such user.")
             raise BadRequest("Unknown user.")
         user_id = user.id
-    return usage_log.Filters(user_id=user_id, api_key_id=form.key.data, model=form.model.data or None,
+    return queries.Filters(user_id=user_id, api_key_id=form.key.data, model=form.model.data or None,
                              status=form.status.data, since=read_day(form.since), until=read_day(form.until, 1))
 
 
@@ -274,7 +276,7 @@ def read_day(field, extra_days: int = 0) -> datetime | None:
         raise BadRequest("Unreadable date.") from None
 
 
-def usage_form() -> tuple[UsageFilterForm, usage_log.Filters | None]:
+def usage_form() -> tuple[UsageFilterForm, queries.Filters | None]:
     form = UsageFilterForm(formdata=MultiDict(request.args))
     if not form.validate():
         return form, None
@@ -288,7 +290,7 @@ def usage_form() -> tuple[UsageFilterForm, usage_log.Filters | None]:
 def usage() -> tuple[str, int]:
     form, filters = usage_form()
     page = max(request.args.get("page", 1, type=int), 1)
-    records, total = usage_log.page(db.session, filters, page, 50) if filters else ([], 0)
+    records, total = queries.page(db.session, filters, page, 50) if filters else ([], 0)
     user_ids = {record.user_id for record in records}
     emails = {user.id: user.email for user in db.session.scalars(db.select(User).where(User.id.in_(user_ids)))}
     return render_template("admin/usage.html", form=form, records=records, total=total, page=page, per_page=50,
@@ -313,12 +315,12 @@ def usage_csv() -> Response:
     form, filters = usage_form()
     if filters is None:
         raise BadRequest("Fix the filters first: " + "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items()))
-    records, _ = usage_log.page(db.session, filters, 1, 100_000)
+    records, _ = queries.page(db.session, filters, 1, 100_000)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for record in records:
-        row = usage_log.record_json(record)
+        row = queries.record_json(record)
         values = [row["started_at"], *(row[c] for c in CSV_COLUMNS[1:15]), row["cost"], row["first_byte_ms"],
                   row["total_ms"], row["error"] or ""]
         writer.writerow([csv_safe(value) for value in values])

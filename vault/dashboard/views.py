@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from vault import accounts, usage_log
+from vault import accounts
+from vault.billing import queries
 from vault.charts import daily_bars
 from vault.dashboard import bp
 from vault.dashboard.forms import CreateKeyForm
@@ -25,8 +26,8 @@ def public_base_url() -> str:
 def dashboard_context(user, form: CreateKeyForm, new_key=None) -> dict:
     today = datetime.now(UTC).date()
     since = datetime.combine(today - timedelta(days=CHART_DAYS - 1), datetime.min.time(), UTC)
-    daily = usage_log.by_day_and_model(db.session, usage_log.Filters(user_id=user.id, since=since))
-    recent, _ = usage_log.page(db.session, usage_log.Filters(user_id=user.id), 1, 15)
+    daily = queries.by_day_and_model(db.session, queries.Filters(user_id=user.id, since=since))
+    recent, _ = queries.page(db.session, queries.Filters(user_id=user.id), 1, 15)
     keys = accounts.list_api_keys(db.session, user)
     return {
         "user": user, "form": form, "action_form": ActionForm(), "new_key": new_key, "keys": keys,

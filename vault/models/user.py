@@ -15,7 +15,7 @@ class User(UserMixin, db.Model):
     """An account. Emails are stored lower-cased, so uniqueness is case-insensitive.
 
     `session_version` is part of every session id and JWT; bumping it ends them all.
-    Money is in nano-USD (see `vault.money`).
+    Money is in nano-USD (see `vault.billing.money`).
     """
 
     __tablename__ = "users"

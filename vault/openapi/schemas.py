@@ -180,7 +180,7 @@ def billing_schemas() -> dict[str, Schema]:
 
 
 def usage_record_schema() -> Schema:
-    """The fields of `vault.usage_log.record_json`."""
+    """The fields of `vault.billing.queries.record_json`."""
     counts = ("prompt_tokens", "cached_tokens", "tool_prompt_tokens", "candidates_tokens", "thoughts_tokens",
               "output_tokens", "total_tokens")
     return obj({

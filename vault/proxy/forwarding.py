@@ -14,11 +14,11 @@ import json
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from vault.billing.meter import Meter
+from vault.billing.usage import NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, from_body
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
 from vault.inbound import parse_json, read_body, require_json_type
-from vault.meter import Meter
-from vault.metering import NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, from_body
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.keys import Caller, authenticate, bearer_caller, presented_vault_key
 from vault.proxy.routes import ACTION_NAMES, Call, resolve

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from vault.billing.money import nano_to_json
 from vault.clock import isoformat
 from vault.models import UsageRecord
-from vault.money import nano_to_json
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from vault import billing
+from vault.billing import estimate, ledger, prices
+from vault.billing.usage import NO_USAGE, Usage
 from vault.clock import utcnow
-from vault.metering import NO_USAGE, Usage
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,16 @@ class HoldPolicy:
 class Meter:
     """Meters one proxied request for `user_id` on Vault key `api_key_id`."""
 
-    def __init__(self, session_factory: Callable[[], Session], prices: billing.PriceBook, policy: HoldPolicy,
+    def __init__(self, session_factory: Callable[[], Session], price_book: prices.PriceBook, policy: HoldPolicy,
                  user_id: int, api_key_id: int, endpoint: str, request_id: str | None = None,
-                 observe: Callable[[billing.Settlement], None] | None = None):
+                 observe: Callable[[ledger.Settlement], None] | None = None):
         self._sessions = session_factory
-        self._prices = prices
+        self._prices = price_book
         self._policy = policy
         self.request_id = request_id or uuid.uuid4().hex
         self.user_id, self.api_key_id, self.endpoint = user_id, api_key_id, endpoint
         self.model, self.streamed = "", False
-        self.price = billing.FREE
+        self.price = prices.FREE
         self.hold = 0
         self.started_at: datetime = utcnow()
         self._started = time.perf_counter()
@@ -60,11 +60,11 @@ class Meter:
         `payload` is the parsed request body, `size` its length in bytes.
         """
         amount = 0
-        if self.price is not billing.FREE:
-            amount = billing.estimate_hold(size, payload, self.price, self._policy.default_output_tokens,
+        if self.price is not prices.FREE:
+            amount = estimate.estimate_hold(size, payload, self.price, self._policy.default_output_tokens,
                                            self._policy.floor_nano)
         with self._sessions() as session:
-            self.hold = billing.reserve(session, self.user_id, amount)
+            self.hold = ledger.reserve(session, self.user_id, amount)
 
     def first_byte(self) -> None:
         """Note when the answer started reaching the client."""
@@ -78,18 +78,18 @@ class Meter:
             return
         self._settled = True
         rates = self.price.rates_for(usage.prompt)
-        entry = billing.Settlement(
+        entry = ledger.Settlement(
             request_id=self.request_id, user_id=self.user_id, api_key_id=self.api_key_id, endpoint=self.endpoint,
             model=self.model, status=status, started_at=self.started_at, finished_at=utcnow(),
             total_ms=int((time.perf_counter() - self._started) * 1000), ending=ending, streamed=self.streamed,
             upstream_key_id=upstream_key_id, priced_model=self.price.model, usage=usage, rates=rates,
-            cost=billing.cost_nano(usage, rates), hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
+            cost=prices.cost_nano(usage, rates), hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
         )
         if self._observe is not None:
             self._observe(entry)
         try:
             with self._sessions() as session:
-                billing.settle(session, entry)
+                ledger.settle(session, entry)
         except Exception:
             # Never lose the hold silently: the log line lets an operator settle by hand.
             log.exception("settlement failed: request %s user %s hold %s cost %s", self.request_id, self.user_id,

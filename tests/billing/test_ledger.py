@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vault import billing
-from vault.billing import Price, Rates, Settlement, cost_nano, model_candidates
+from vault import models
+from vault.billing import estimate, ledger
+from vault.billing.ledger import Settlement
+from vault.billing.money import usd_to_nano
+from vault.billing.prices import Price, Rates, cost_nano, model_candidates
+from vault.billing.usage import Usage
 from vault.errors import PaymentRequired
 from vault.extensions import db
-from vault.metering import Usage
 from vault.models import BalanceAdjustment, UsageRecord, User
-from vault.money import usd_to_nano
 from vault.runtime import runtime
 
 FLASH = Rates(input=usd_to_nano("0.30"), output=usd_to_nano("2.50"), cached=usd_to_nano("0.03"))
@@ -44,7 +46,7 @@ def test_model_names_are_normalised(given, found):
 
 
 def test_price_book_reads_the_seeded_table_and_falls_back(app):
-    db.session.add(billing.ModelPrice(model="gemini-2.5-flash", input_nano=FLASH.input, output_nano=FLASH.output,
+    db.session.add(models.ModelPrice(model="gemini-2.5-flash", input_nano=FLASH.input, output_nano=FLASH.output,
                                       cached_nano=FLASH.cached))
     db.session.commit()
     book = runtime().prices
@@ -56,9 +58,9 @@ def test_price_book_reads_the_seeded_table_and_falls_back(app):
 def test_hold_estimate_uses_the_output_cap():
     price = Price("m", Rates(usd_to_nano("1"), usd_to_nano("10"), 0))
     body = b'{"generationConfig": {"maxOutputTokens": 1000}, "contents": []}'
-    hold = billing.estimate_hold(len(body), json.loads(body), price, 8192, 1)
+    hold = estimate.estimate_hold(len(body), json.loads(body), price, 8192, 1)
     assert hold == cost_nano(Usage(prompt=len(body) // 4 + 1, candidates=1000), price.base)
-    assert billing.estimate_hold(17, {"max_tokens": 5}, price, 8192, 10**9) == 10**9
+    assert estimate.estimate_hold(17, {"max_tokens": 5}, price, 8192, 10**9) == 10**9
 
 
 def fresh_user(make_user, balance="1.00") -> int:
@@ -73,14 +75,14 @@ def balance_of(user_id: int) -> int:
 def test_reserve_takes_the_hold_or_what_is_left(make_user):
     user_id = fresh_user(make_user, "0.000005")
     session = runtime().session_factory()
-    assert billing.reserve(session, user_id, 2000) == 2000
+    assert ledger.reserve(session, user_id, 2000) == 2000
     assert balance_of(user_id) == 3000
-    assert billing.reserve(session, user_id, 10_000) == 3000
+    assert ledger.reserve(session, user_id, 10_000) == 3000
     assert balance_of(user_id) == 0
     with pytest.raises(PaymentRequired):
-        billing.reserve(session, user_id, 1)
+        ledger.reserve(session, user_id, 1)
     with pytest.raises(PaymentRequired):
-        billing.reserve(session, user_id, 0)
+        ledger.reserve(session, user_id, 0)
     session.close()
 
 
@@ -93,7 +95,7 @@ def test_concurrent_reserves_never_overspend(make_user, database_url):
         session = sessions()
         for _ in range(10):
             try:
-                amount = billing.reserve(session, user_id, 1500)
+                amount = ledger.reserve(session, user_id, 1500)
                 with lock:
                     taken.append(amount)
             except PaymentRequired:
@@ -123,8 +125,8 @@ def test_settle_moves_balance_and_counters_once(make_user, make_api_key):
     entry = settlement(user.id, api_key_id=key.id, hold=5000, cost=1234,
                        usage=Usage(prompt=10, cached=2, tool_prompt=1, candidates=3, thoughts=4, total=18))
     session = runtime().session_factory()
-    assert billing.settle(session, entry) is True
-    assert billing.settle(session, entry) is False  # idempotent by request id
+    assert ledger.settle(session, entry) is True
+    assert ledger.settle(session, entry) is False  # idempotent by request id
     session.close()
     db.session.expire_all()
     user, key = db.session.get(User, user.id), db.session.get(type(key), key.id)
@@ -140,8 +142,8 @@ def test_admin_adjustments_are_recorded_and_the_ledger_adds_up(client, make_user
     registered = client.post("/auth/users/", json={"email": "ada@example.com", "password": "long enough"}).get_json()
     user_id = registered["id"]
     session = runtime().session_factory()
-    billing.reserve(session, user_id, 7000)
-    billing.settle(session, settlement(user_id, hold=7000, cost=4321))
+    ledger.reserve(session, user_id, 7000)
+    ledger.settle(session, settlement(user_id, hold=7000, cost=4321))
     session.close()
     headers = auth_headers(admin)
     assert client.patch(f"/admin/api/users/{user_id}", headers=headers,
@@ -152,4 +154,4 @@ def test_admin_adjustments_are_recorded_and_the_ledger_adds_up(client, make_user
                                      .order_by(BalanceAdjustment.id)).all()
     assert [(a.kind, a.admin_id) for a in adjustments] == [("signup", None), ("add", admin.id), ("set", admin.id)]
     assert adjustments[2].amount_nano == 3 * 10**9 - (10**9 - 4321 + 2_500_000_000)
-    assert billing.ledger_balance(db.session, user_id) == balance_of(user_id) == 3 * 10**9
+    assert ledger.ledger_balance(db.session, user_id) == balance_of(user_id) == 3 * 10**9

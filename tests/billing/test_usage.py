@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vault.metering import (
+from vault.billing.usage import (
     NO_USAGE,
     ArrayUsageTap,
     OpenAIUsageStripper,
