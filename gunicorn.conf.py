@@ -1,6 +1,9 @@
 """gunicorn settings: gevent workers, so one worker holds many concurrent streams."""
 
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 bind = os.environ.get("VAULT_BIND", "0.0.0.0:8000")
 worker_class = "gevent"
@@ -12,7 +15,7 @@ graceful_timeout = int(os.environ.get("VAULT_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
-# %(U)s is the path without the query string: a `?key=` Vault key never reaches the log.
+# %(U)s is the path without the query string (see RedactingLogger): a Vault key never reaches the log.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" request_id=%({x-request-id}o)s'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
@@ -32,3 +35,25 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+SECRET_SHAPES = re.compile(r"gv-[A-Za-z0-9_\-]+|AIza[A-Za-z0-9_\-]+")
+ENCODED_QUERY = re.compile(r"%3f.*", re.IGNORECASE)
+
+
+class RedactingLogger(Logger):
+    """Access lines show the path as sent (still encoded), never what could be a credential.
+
+    gunicorn's own `%(U)s` is the *decoded* path, so `…:generateContent%3Fkey%3Dgv-…` (refused
+    by the Vault) would be logged as `…?key=gv-…`. Here the raw path is cut at an encoded `?`,
+    and anything shaped like a Vault or Google key is masked.
+    """
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        raw = (environ.get("RAW_URI") or atoms.get("U", "")).partition("?")[0]
+        atoms["U"] = SECRET_SHAPES.sub("[redacted]", ENCODED_QUERY.sub("%3F…", raw))
+        return atoms
+
+
+logger_class = RedactingLogger

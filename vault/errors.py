@@ -138,11 +138,12 @@ API_PATH_PREFIXES = ("/auth/", "/api-keys", "/admin/api/", "/healthz", "/readyz"
 def dialect_for(path: str, has_bearer: bool) -> str:
     """Which envelope a caller of `path` expects: `openai`, `google`, `api` or `html`.
 
-    `GET /v1/models` is shared by both SDKs; a Bearer caller is the openai SDK.
+    `GET /v1/models[/{id}]` is shared by both SDKs; a Bearer caller (without a Google-style
+    key) is the openai SDK. A model method (`/v1/models/{id}:generateContent`) is native.
     """
     if path.startswith(OPENAI_PATH_PREFIXES):
         return "openai"
-    if path == "/v1/models" or path.startswith("/v1/models/"):
+    if path == "/v1/models" or (path.startswith("/v1/models/") and ":" not in path):
         return "openai" if has_bearer else "google"
     if path.startswith(NATIVE_PATH_PREFIXES):
         return "google"
@@ -152,9 +153,10 @@ def dialect_for(path: str, has_bearer: bool) -> str:
 
 
 def current_dialect() -> str:
-    """The dialect of the request being handled."""
-    authorization = request.headers.get("Authorization", "")
-    return dialect_for(request.path, authorization.lower().startswith("bearer "))
+    """The dialect of the request being handled (the same Bearer rule as the proxy's door)."""
+    bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
+    google_key = request.headers.get("x-goog-api-key") or request.args.get("key")
+    return dialect_for(request.path, bearer and not google_key)
 
 
 def error_body(error: VaultError, dialect: str) -> dict[str, Any]:

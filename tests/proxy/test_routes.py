@@ -64,7 +64,16 @@ def test_shared_v1_models_follows_the_auth_style():
     "/v1beta/models/gemini-2.5-flash:generateContent/",
     "/v1beta/models/gemini?key=AIzaX:generateContent",
     "/v1beta/models/gemini#frag:generateContent",
-    "/v1beta/models/gemini%2E%2E:generateContent",
+    "/v1beta/models/%2E%2E:generateContent",
+    "/v1beta/models%2Fgemini-2.5-flash:generateContent",
+    "/v1beta%2Fmodels%2Fgemini-2.5-flash:countTokens",
+    "/v1/chat%2Fcompletions",
+    "/v1beta/openai%2fchat%2fcompletions",
+    "/v1beta/models/gemini%5C..:generateContent",
+    "//v1beta/models",
+    "///v1beta/models/gemini-2.5-flash:generateContent",
+    "/v1beta/models/gemini%FF:generateContent",
+    "/v1beta/models/gemini%0A:generateContent",
     "/v1beta/models/gemini%252E:generateContent",
     "/v1beta/models/gem ini:generateContent",
     "/v1beta/models/gem\\..\\files:generateContent",
@@ -146,6 +155,17 @@ def test_models_list_keeps_paging(query, kept):
 def test_bad_paging_is_400(query):
     with pytest.raises(BadRequest):
         call("GET", "/v1beta/models", query)
+
+
+def test_encoded_plain_characters_decode_once():
+    resolved = call("POST", "/v1beta/models/gemini%2D2.5%2Dflash:generateContent")
+    assert resolved.model == "gemini-2.5-flash"
+    assert resolved.upstream_path == "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+def test_a_trailing_newline_is_not_a_model_id():
+    with pytest.raises(BadRequest):
+        call("POST", "/v1beta/models/gemini-2.5-flash%0A:generateContent")
 
 
 def test_generate_keeps_no_query_and_model_is_reencoded():

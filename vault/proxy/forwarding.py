@@ -39,17 +39,17 @@ def authenticate_caller() -> Caller:
 
 def serve() -> Response:
     """Serve one proxied call, whatever its path: the allow-list decides what it is."""
-    call = resolve(request.method, request.path, request.args.items(multi=True), bearer_caller(request))
+    call = resolve(request.method, raw_path(request.environ), request.args.items(multi=True), bearer_caller(request))
     caller = authenticate_caller()
     vault = runtime()
     meter = Meter(vault.session_factory, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id,
-                  call.action.name, request_id=g.request_id, observe=lambda entry: observe(vault, entry))
+                  call.action.name, client_request_id=g.request_id, observe=lambda entry: observe(vault, entry))
     try:
         limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
         enforce_key_limit(vault.limiter, caller.api_key_id, limit)
         inbound = read_inbound(call)
         upstream = upstream_request(inbound)
-        meter.describe(upstream.model, upstream.streaming, call.action.billable)
+        meter.describe(upstream.model, upstream.streaming, call.action.billable, caller.price_version)
         meter.reserve(len(inbound.body), inbound.payload)
         answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
     except VaultError as exc:
@@ -62,6 +62,22 @@ def serve() -> Response:
         meter.finish(500, ending="failed", error="internal error")
         raise
     return respond(answer, upstream, meter)
+
+
+def raw_path(environ: dict) -> str:
+    """The request path exactly as sent (still percent-encoded), without the query.
+
+    gunicorn and werkzeug keep the request target in `RAW_URI` / `REQUEST_URI`; `PATH_INFO`
+    is already decoded, which would turn an encoded `/` into a real one.
+    """
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not target:
+        return environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if target.startswith(("http://", "https://")):  # absolute-form request target
+        target = "/" + target.split("://", 1)[1].partition("/")[2]
+    path = target.partition("?")[0]
+    prefix = environ.get("SCRIPT_NAME", "")
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
 def read_inbound(call: Call) -> Inbound:
@@ -95,7 +111,7 @@ def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter) -> 
             response = Response(answer.body, status=200, headers=headers)
             usage = from_body(answer.body)
         else:
-            error = client_error_body(answer.status, answer.body, upstream_request.dialect)
+            error = client_error_body(answer.status, answer.body, upstream_request.dialect, answer.key.secret)
             response = Response(json.dumps(error), status=answer.status, mimetype="application/json")
             usage = NO_USAGE
         response.call_on_close(lambda: meter.finish(answer.status, usage, key_id))

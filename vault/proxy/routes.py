@@ -1,8 +1,9 @@
 """The allow-list of proxied calls: which (method, path) the Vault serves and what each becomes upstream.
 
-Nothing of the client's path reaches Google as text. The decoded path is split into
-segments; every segment must be non-empty, not a dot-segment, and made only of letters,
-digits and `.` `_` `-` `:` (so encoded `/ ? # %`, already decoded by the server, fail here);
+Nothing of the client's path reaches Google as text. The raw path (as sent, before any
+decoding) is split on its slashes and each segment decoded once; every segment must be
+non-empty, not a dot-segment, and made only of letters, digits and `.` `_` `-` `:` (so an
+encoded `/ ? # %` or a double encoding fails here);
 the model id must match `MODEL_ID`, the action must be one of the table's; and the upstream
 path is then built anew from the table with the model re-encoded. Query parameters are
 kept only where the action documents them, each one checked; Google's system parameters
@@ -14,14 +15,14 @@ Whether a call is billed is a property of its action here, never of a path prefi
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from vault.errors import BadRequest, MethodNotAllowed, NotFound
 
-MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-SEGMENT = re.compile(r"^[A-Za-z0-9._:-]+$")
-PAGE_SIZE = re.compile(r"^[0-9]{1,4}$")
-PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_.~+/=-]{1,512}$")
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SEGMENT = re.compile(r"[A-Za-z0-9._:-]+")
+PAGE_SIZE = re.compile(r"[0-9]{1,4}")
+PAGE_TOKEN = re.compile(r"[A-Za-z0-9_.~+/=-]{1,512}")
 VERSIONS = ("v1beta", "v1")
 NOT_SERVED = ("files", "cachedContents", "tunedModels", "batches", "operations", "corpora", "generatedFiles",
               "dynamic", "ragStores", "fileSearchStores")
@@ -76,13 +77,15 @@ class Call:
     query: list[tuple[str, str]] = field(default_factory=list)
 
 
-def resolve(method: str, path: str, args: Iterable[tuple[str, str]], bearer_caller: bool) -> Call:
-    """The allow-listed call for `method path?args`, or `BadRequest` / `NotFound` (no upstream call).
+def resolve(method: str, raw_path: str, args: Iterable[tuple[str, str]], bearer_caller: bool) -> Call:
+    """The allow-listed call for `method raw_path?args`, or `BadRequest` / `NotFound` (no upstream call).
 
-    `bearer_caller` tells the openai SDK (Bearer) from google-genai on the shared `/v1/models`.
+    `raw_path` is the path as it came on the wire, still percent-encoded: it is split on its
+    literal slashes first and each segment decoded after, so an encoded `/` (`%2F`) stays
+    inside its segment, where it is refused. `bearer_caller` tells the openai SDK (Bearer)
+    from google-genai on the shared `/v1/models`.
     """
-    segments = path.split("/")[1:]
-    check_segments(segments)
+    segments = path_segments(raw_path)
     version, rest = segments[0], segments[1:]
     if version not in VERSIONS or not rest:
         raise NotFound("This path is not served by the Vault.")
@@ -100,6 +103,19 @@ def resolve(method: str, path: str, args: Iterable[tuple[str, str]], bearer_call
     return Call(action, upstream_path(version, action, model), model, allowed_query(action, list(args)))
 
 
+def path_segments(raw_path: str) -> list[str]:
+    """The decoded segments of a raw path, each checked (see `check_segments`)."""
+    if not raw_path.startswith("/"):
+        raise BadRequest("The path must start with '/'.")
+    try:
+        segments = [unquote(segment, errors="strict") if "%" in segment else segment
+                    for segment in raw_path[1:].split("/")]
+    except UnicodeDecodeError:
+        raise BadRequest("The path holds characters the Vault does not accept.") from None
+    check_segments(segments)
+    return segments
+
+
 def check_segments(segments: list[str]) -> None:
     """Every segment non-empty, not `.`/`..`, and of plain characters only."""
     for segment in segments:
@@ -107,7 +123,7 @@ def check_segments(segments: list[str]) -> None:
             raise BadRequest("The path has an empty segment.")
         if segment.partition(":")[0].strip(".") == "" and segment.partition(":")[0]:
             raise BadRequest("The path has a dot-segment.")
-        if not SEGMENT.match(segment):
+        if not SEGMENT.fullmatch(segment):
             raise BadRequest("The path holds characters the Vault does not accept.")
 
 
@@ -138,7 +154,7 @@ def openai_action(rest: tuple[str, ...]) -> tuple[Action, str]:
 
 def checked_model(model: str) -> str:
     """`model` if it is a plain model id (a `models/` prefix is for bodies, not paths)."""
-    if not MODEL_ID.match(model):
+    if not MODEL_ID.fullmatch(model):
         raise BadRequest("The model id may only hold letters, digits, '.', '-' and '_'.")
     return model
 
@@ -193,8 +209,8 @@ def checked_parameter(name: str, value: str) -> list[tuple[str, str]]:
         if value not in ("sse", "json"):
             raise BadRequest("'alt' must be 'sse' or 'json'.")
         return [("alt", "sse")] if value == "sse" else []
-    if name == "pageSize" and PAGE_SIZE.match(value) and 1 <= int(value) <= 1000:
+    if name == "pageSize" and PAGE_SIZE.fullmatch(value) and 1 <= int(value) <= 1000:
         return [(name, value)]
-    if name == "pageToken" and PAGE_TOKEN.match(value):
+    if name == "pageToken" and PAGE_TOKEN.fullmatch(value):
         return [(name, value)]
     raise BadRequest(f"The query parameter '{name}' is not valid.")

@@ -13,12 +13,14 @@ from typing import Any
 from vault.errors import BadRequest
 from vault.inbound import encode_json, is_large
 from vault.proxy.routes import Call, checked_model
+from vault.security import mask_secret
 from vault.upstream.client import UpstreamRequest
 
 # The SDKs name themselves in these; Google's logs show them. Nothing else of the client's
 # headers is forwarded (credentials, cookies, hop-by-hop, X-HTTP-Method-Override, field masks …).
 IDENTIFICATION_HEADERS = {"user-agent": "User-Agent", "x-goog-api-client": "x-goog-api-client"}
-PRINTABLE = re.compile(r"^[\x20-\x7e]{1,256}$")
+PRINTABLE = re.compile(r"[\x20-\x7e]{1,256}")
+GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{20,}")
 # Google's error details that may reach a caller; ErrorInfo metadata names pool projects.
 SAFE_DETAIL_TYPES = ("google.rpc.BadRequest", "google.rpc.Help", "google.rpc.LocalizedMessage",
                      "google.rpc.RetryInfo", "google.rpc.PreconditionFailure")
@@ -42,7 +44,7 @@ def identification_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, st
     kept: dict[str, str] = {}
     for name, value in headers:
         canonical = IDENTIFICATION_HEADERS.get(name.lower())
-        if canonical and PRINTABLE.match(value):
+        if canonical and PRINTABLE.fullmatch(value):
             kept[canonical] = value
     return kept
 
@@ -94,9 +96,20 @@ def google_error_of(body: bytes) -> dict:
     return error if isinstance(error, dict) else {}
 
 
-def client_error_body(status: int, body: bytes, dialect: str) -> dict:
-    """An upstream client error (4xx) in the caller's dialect, with Google's message."""
-    error = google_error_of(body)
+def without_keys(body: bytes, secret: str) -> bytes:
+    """`body` with the pool key that got it, and anything shaped like a Google API key, masked.
+
+    Google names the key in some answers (`consumer 'api_key:AIza…'`); no caller may see it.
+    """
+    text = body.decode("utf-8", errors="replace")
+    if secret:
+        text = text.replace(secret, mask_secret(secret))
+    return GOOGLE_KEY.sub(lambda found: mask_secret(found.group(0)), text).encode()
+
+
+def client_error_body(status: int, body: bytes, dialect: str, secret: str = "") -> dict:
+    """An upstream client error (4xx) in the caller's dialect, with Google's message (keys masked)."""
+    error = google_error_of(without_keys(body, secret))
     message = error.get("message") if isinstance(error.get("message"), str) else "The upstream refused the request."
     google_status = error.get("status") if isinstance(error.get("status"), str) else "INVALID_ARGUMENT"
     if dialect == "openai":
