@@ -55,6 +55,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('VAULT_BIND', '0.0.0.0:8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 
-# Metrics files of a previous run would be summed into the new one's, so they go first.
+# Metrics files of a previous run would be summed into the new one's, so they go first; then
+# the schema is migrated (without the start-up bootstrap, which needs the migrated tables),
+# and gunicorn's workers run the bootstrap.
 # `exec` makes gunicorn PID 1: `docker stop` sends its SIGTERM straight to the master.
-CMD ["sh", "-c", "mkdir -p \"${PROMETHEUS_MULTIPROC_DIR:?}\" && find \"$PROMETHEUS_MULTIPROC_DIR\" -mindepth 1 -delete && flask --app wsgi db upgrade && exec gunicorn -c gunicorn.conf.py wsgi:app"]
+CMD ["sh", "-c", "mkdir -p \"${PROMETHEUS_MULTIPROC_DIR:?}\" && find \"$PROMETHEUS_MULTIPROC_DIR\" -mindepth 1 -delete && VAULT_BOOTSTRAP=false flask --app wsgi db upgrade && exec gunicorn -c gunicorn.conf.py wsgi:app"]

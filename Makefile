@@ -25,7 +25,7 @@ install-dev: $(VENV)/.installed-dev
 
 ## Apply database migrations (SQLite in instance/ unless DATABASE_URL says otherwise).
 migrate: install
-	$(BIN)/flask db upgrade
+	VAULT_BOOTSTRAP=false $(BIN)/flask db upgrade
 
 ## Install, migrate and serve on http://localhost:8000 with gunicorn + gevent.
 run: migrate

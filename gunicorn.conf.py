@@ -3,7 +3,12 @@
 import os
 import re
 
+from dotenv import load_dotenv
 from gunicorn.glogging import Logger
+
+# Read .env before any setting below, so `make run` and production honour the same file
+# (VAULT_BIND, WEB_CONCURRENCY, PROMETHEUS_MULTIPROC_DIR…); real environment variables win.
+load_dotenv()
 
 bind = os.environ.get("VAULT_BIND", "0.0.0.0:8000")
 worker_class = "gevent"

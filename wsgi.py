@@ -23,13 +23,11 @@ def _patch_gevent_if_serving() -> None:
 
 _patch_gevent_if_serving()
 load_dotenv()
-logging.basicConfig(
-    level=os.environ.get("VAULT_LOG_LEVEL", "INFO").upper(),
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
-
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 from vault import create_app  # noqa: E402  (after the gevent patch)
+from vault.observability import configure_logging_from_env  # noqa: E402
+
+configure_logging_from_env(os.environ)
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 app = create_app()

@@ -16,6 +16,7 @@ from flask import g
 from tests.databases import TEST_DATABASE_URL, TEST_REDIS_URL, create_scratch_database, drop_scratch_database
 from tests.e2e.stacks import own_stack, session_fake, shared_stack, stack  # noqa: F401  (fixtures, used by name)
 from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401  (a fixture, used by name)
+from tests.redis_servers import black_hole, private_redis  # noqa: F401  (fixtures, used by name)
 from vault import create_app
 from vault.accounts import create_api_key
 from vault.billing.money import usd_to_nano

@@ -32,7 +32,8 @@ def test_readyz_needs_a_usable_upstream_key(client, runner):
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.get_json() == {"status": "unavailable", "database": "up", "redis": "skipped",
-                                    "upstream_keys": "down"}
+                                    "upstream_keys": "down", "models": {"*": "unavailable"},
+                                    "keys": {"active": 0, "cooling": 0, "disabled": 0}}
     runner.invoke(args=["upstream", "add", "AIzaSyA-first-upstream-key-0000000000001"])
     assert client.get("/readyz").get_json()["status"] == "ready"
 
@@ -75,3 +76,13 @@ def test_metrics_add_up_across_workers(own_stack, tmp_path):
     served = [line for line in text.splitlines()
               if line.startswith('vault_requests_total{endpoint="generateContent"') and 'status="200"' in line]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in served) == 12
+
+
+@pytest.mark.parametrize("offered", [None, "Bearer wrong-token", "Basic c2NyYXBlcg==", "Bearer "])
+def test_metrics_token_is_required_when_set(app, client, offered):
+    app.config["VAULT_METRICS_TOKEN"] = "scrape-secret-123"
+    headers = {"Authorization": offered} if offered else {}
+    refused = client.get("/metrics", headers=headers)
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "unauthenticated"
+    allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
+    assert allowed.status_code == 200 and "vault_requests_total" in allowed.get_data(as_text=True)

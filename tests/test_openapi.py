@@ -15,6 +15,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from vault.admin.api import PatchUserBody
+from vault.billing.catalog import seed_models
+from vault.extensions import db
 from vault.openapi import API_VERSION, build_openapi
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -193,8 +195,9 @@ def closed(schema):
 
 
 VAULT_SCHEMAS = ("User", "UserDetail", "BalanceAdjustment", "ApiKey", "NewApiKey", "Token", "CsrfToken",
-                 "UpstreamKey", "UpstreamKeyAdded", "Price", "PriceList", "UsageRecord", "UsagePage",
-                 "UsageSummary", "Error", "GoogleError", "OpenAIError", "Health", "Readiness")
+                 "UpstreamKey", "UpstreamKeyAdded", "Price", "PriceList", "ModelLimits", "ModelLimitList",
+                 "UsageRecord", "UsagePage", "UsageSummary", "Error", "GoogleError", "OpenAIError", "Health",
+                 "Readiness")
 
 
 @pytest.fixture
@@ -259,6 +262,13 @@ def test_live_responses_match_the_document(client, document, check, make_user, a
           "/admin/api/prices/{model}", "put")
     check(client.get("/admin/api/prices/gemini-2.5-flash", headers=admin), "/admin/api/prices/{model}", "get")
     check(client.get("/admin/api/prices", headers=admin), "/admin/api/prices", "get")
+    check(client.put("/admin/api/prices/gemini-x", headers=admin,
+                     json={"input": 1, "output": 2, "audio_input": 3, "grounding_fee": 35, "grounding_unit": "query"}),
+          "/admin/api/prices/{model}", "put")
+    seed_models(db.session)
+    db.session.commit()
+    models = check(client.get("/admin/api/models", headers=admin), "/admin/api/models", "get")
+    assert models["models"]
     added = check(client.post("/admin/api/upstream-keys", json={"keys": ["AIzaTestKey-0123456789"]}, headers=admin),
                   "/admin/api/upstream-keys", "post")
     check(client.patch(f"/admin/api/upstream-keys/{added[0]['id']}", json={"state": "disabled"}, headers=admin),

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from tests.billing.books import settlement
 from tests.conftest import DEFAULT_PASSWORD
-from tests.billing.test_ledger import settlement
 from vault.billing import ledger
 from vault.extensions import db
 from vault.models import ApiKey, BalanceAdjustment, ModelPrice, UpstreamKey, User
@@ -235,9 +235,14 @@ def test_pool_page_adds_checks_disables_and_deletes(browser, admin, fake_gemini,
     db.session.expire_all()
     assert db.session.get(UpstreamKey, bad_row.id).state.value == "disabled"
     browser.post(f"/admin/keys/{good_row.id}/state", data={"value": "off", "csrf_token": token})
-    browser.post(f"/admin/keys/{bad_row.id}/delete", data={"csrf_token": token})
+    deleted = browser.post(f"/admin/keys/{bad_row.id}/delete", data={"csrf_token": token}, follow_redirects=True)
+    assert b"was removed from the pool" in deleted.data
     db.session.expire_all()
-    assert [key.state.value for key in db.session.scalars(db.select(UpstreamKey))] == ["disabled"]
+    states = [(key.state.value, key.secret_encrypted == "") for key in db.session.scalars(
+        db.select(UpstreamKey).order_by(UpstreamKey.id))]
+    assert states == [("disabled", False), ("deleted", True)], "deleted softly, its secret wiped"
+    assert bad_row.masked not in browser.get("/admin/keys").get_data(as_text=True)
+    assert browser.post(f"/admin/keys/{bad_row.id}/delete", data={"csrf_token": token}).status_code == 404
     refused = browser.post("/admin/keys", data={"keys": "not a key!", "csrf_token": token})
     assert refused.status_code == 400
 
@@ -272,7 +277,7 @@ def test_usage_log_filters_and_csv(browser, admin, make_user):
     exported = browser.get("/admin/usage.csv?user=ada@example.com")
     assert exported.mimetype == "text/csv" and "attachment" in exported.headers["Content-Disposition"]
     lines = exported.get_data(as_text=True).splitlines()
-    assert lines[0].startswith("started_at,request_id") and len(lines) == 3
+    assert lines[0].startswith("started_at,settlement_id,client_request_id") and len(lines) == 3
     assert "'=HYPERLINK" in exported.get_data(as_text=True)
 
 

@@ -63,6 +63,7 @@ def init_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Register every area, the error handlers and the CLI commands."""
     from vault import admin, auth, dashboard, docs, health, proxy
+    from vault.billing.sweeper import install_sweeper
     from vault.cli import register_commands
     from vault.errors import register_error_handlers
     from vault.headers import install_headers
@@ -76,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     register_commands(app)
     register_filters(app)
     install_request_ids(app)
+    install_sweeper(app)
     # Proxied calls read their body themselves, after the Vault key is checked.
     install_body_reader(app, skip=lambda req: req.blueprint == proxy.bp.name)
     install_headers(app)

@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app wsgi create-admin` and `flask --app wsgi upstream add|list`.
+"""Operator commands: `flask --app wsgi create-admin`, `upstream add|list|reencrypt` and `billing …`.
 
 They call the same functions as the web and never print a full upstream key.
 """
@@ -9,9 +9,13 @@ import click
 from flask import Flask, current_app
 
 from vault import accounts, pool
+from vault.billing import catalog, ledger, limits
+from vault.billing.money import nano_to_usd
+from vault.config import parse_list
 from vault.errors import VaultError
 from vault.extensions import db
 from vault.jsonapi import NewAccountBody, parse_body
+from vault.pool import encryption
 from vault.runtime import runtime
 
 
@@ -57,14 +61,17 @@ def add_keys(keys: tuple[str, ...]) -> None:
         raise click.ClickException(describe(exc)) from None
     db.session.commit()
     for result in results:
-        status = "added" if result.created else "already in the pool"
+        if result.revived:
+            runtime().health.set_enabled(result.key.id, True)  # clear what shared state it was deleted in
+        status = "revived" if result.revived else "added" if result.created else "already in the pool"
         click.echo(f"{result.key.masked}  id {result.key.id}  {status}")
 
 
 @upstream.command("list")
-def list_keys() -> None:
+@click.option("--include-deleted", is_flag=True, help="Also list keys an admin deleted.")
+def list_keys(include_deleted: bool) -> None:
     """List the pool, masked, with state and counters."""
-    keys = pool.list_upstream_keys(db.session)
+    keys = pool.list_upstream_keys(db.session, include_deleted=include_deleted)
     if not keys:
         click.echo("The pool is empty. Add keys with: flask --app wsgi upstream add KEY")
         return
@@ -72,6 +79,90 @@ def list_keys() -> None:
     for key in keys:
         click.echo(f"{key.id:>4}  {key.masked:<12}  {key.state.value:<9}  "
                    f"{key.request_count:>8}  {key.failure_count:>8}  {key.label}")
+
+
+@upstream.command("reencrypt")
+def reencrypt_keys() -> None:
+    """Encrypt every stored key under the first VAULT_ENCRYPTION_KEY entry (after putting a new key first).
+
+    Fingerprints made under another key are rewritten under the fingerprint key. Safe while
+    the Vault serves, and to run again. Exits 1 if a key cannot be decrypted.
+    """
+    config = current_app.config
+    report = encryption.reencrypt_pool(db.session, runtime().secret_box)
+    db.session.commit()
+    click.echo(f"Re-encrypted {report.reencrypted} key(s) under the first VAULT_ENCRYPTION_KEY entry; "
+               f"{report.refingerprinted} fingerprint(s) rewritten; {report.deleted} deleted key(s) hold no secret.")
+    if report.duplicates:
+        click.echo(f"Stored twice (delete one of each pair): ids {', '.join(map(str, report.duplicates))}.")
+    if len(parse_list(config["VAULT_ENCRYPTION_KEY"])) > 1 and not config["VAULT_FINGERPRINT_KEY"]:
+        click.echo("Fingerprints are keyed by the last VAULT_ENCRYPTION_KEY entry: when you drop it, "
+                   "set VAULT_FINGERPRINT_KEY to it.")
+    if report.undecryptable:
+        raise click.ClickException(f"{len(report.undecryptable)} key(s) cannot be decrypted with any "
+                                   f"VAULT_ENCRYPTION_KEY entry: ids {', '.join(map(str, report.undecryptable))}.")
+
+
+@click.group("billing")
+def billing() -> None:
+    """Prices, model limits and the ledger."""
+
+
+@billing.command("seed-prices")
+@click.option("--force", is_flag=True, help="Also overwrite models already in the tables with the catalog.")
+def seed_prices(force: bool) -> None:
+    """Add the catalog's models (vault/billing/catalog.py) missing from the price and model tables.
+
+    Every worker charges the new prices from its next request on.
+    """
+    priced = catalog.seed_prices(db.session, force=force)
+    limited = catalog.seed_models(db.session, force=force)
+    db.session.commit()
+    click.echo(f"Prices {'written' if force else 'added'}: {', '.join(priced) or 'none'}.")
+    click.echo(f"Token limits {'written' if force else 'added'}: {', '.join(limited) or 'none'}.")
+
+
+@billing.command("refresh-models")
+def refresh_models() -> None:
+    """Read every model's token limits from the upstream's models.list (one pool key) into the model table."""
+    vault = runtime()
+    try:
+        found = limits.refresh_from_upstream(vault.upstream, vault.health)
+    except VaultError as exc:
+        raise click.ClickException(describe(exc)) from None
+    changed = limits.store_limits(db.session, found)
+    db.session.commit()
+    click.echo(f"{len(found)} models listed; limits changed for {len(changed)}: {', '.join(changed) or 'none'}.")
+
+
+@billing.command("sweep")
+def sweep_holds() -> None:
+    """Settle every hold older than VAULT_HOLD_MAX_AGE_SECONDS as an abandoned request.
+
+    Safe while the Vault serves, on any number of hosts: each hold is settled once.
+    """
+    swept = runtime().sweeper.sweep()
+    click.echo(f"Settled {swept} abandoned hold(s).")
+
+
+@billing.command("check")
+def check_balances() -> None:
+    """Recompute every balance from the ledger; list each mismatch and exit 1 if there is any.
+
+    Expected balance = adjustments (signup credit included) - settled costs - open holds.
+    """
+    checks = ledger.check_balances(db.session)
+    wrong = [check for check in checks if not check.consistent]
+    for check in wrong:
+        click.echo(f"user {check.user_id} {check.email}: stored {nano_to_usd(check.stored)} USD, expected "
+                   f"{nano_to_usd(check.expected)} USD, difference {nano_to_usd(check.difference)} USD "
+                   f"({check.difference} nano-USD)")
+    holds = sum(check.open_holds for check in checks)
+    held = sum(check.held for check in checks)
+    click.echo(f"{len(checks)} user(s) checked, {len(wrong)} mismatch(es); {holds} open hold(s) of "
+               f"{nano_to_usd(held)} USD.")
+    if wrong:
+        raise SystemExit(1)
 
 
 def expand_stdin(keys: tuple[str, ...]) -> list[str]:
@@ -95,3 +186,4 @@ def register_commands(app: Flask) -> None:
     """Attach the operator commands to `app.cli`."""
     app.cli.add_command(create_admin)
     app.cli.add_command(upstream)
+    app.cli.add_command(billing)

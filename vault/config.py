@@ -86,9 +86,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_ENV", str, "development", "`production` enforces real secrets"),
     Setting("SECRET_KEY", str, None, "signs sessions and tokens"),
     Setting("VAULT_ENCRYPTION_KEY", str, None, "Fernet key(s) encrypting upstream keys"),
+    Setting("VAULT_FINGERPRINT_KEY", str, None,
+            "keys the upstream-key fingerprints (de-duplication); default: the last VAULT_ENCRYPTION_KEY entry"),
     Setting("DATABASE_URL", str, None, "SQLAlchemy URL; default SQLite in the instance folder"),
     Setting("REDIS_URL", str, None, "optional shared state across workers and hosts"),
     Setting("VAULT_REDIS_PREFIX", str, "vault:", "prefix of every Redis key (several Vaults can share one Redis)"),
+    Setting("VAULT_REDIS_TIMEOUT_SECONDS", float, 0.25, "a Redis call slower than this counts as Redis down"),
+    Setting("VAULT_REDIS_RETRY_SECONDS", float, 5.0,
+            "while Redis is down, workers use local state and probe it this often (in the background)"),
     Setting("VAULT_RATE_LIMIT_RPM", int, 0, "requests per minute per Vault key unless set on the key; 0 = none"),
     Setting("GEMINI_BASE_URL", str, DEFAULT_GEMINI_BASE_URL, "upstream base URL"),
     Setting("GEMINI_API_KEYS", parse_list, (), "upstream keys added to the pool at start"),
@@ -104,6 +109,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_PUBLIC_URL", str, None, "base URL shown in quick-start snippets; default: the request's"),
     Setting("VAULT_MAX_BODY_BYTES", int, 20 * 1024 * 1024, "largest request body accepted"),
     Setting("VAULT_BODY_TIMEOUT_SECONDS", float, 60.0, "a request body must arrive within this (408 otherwise)"),
+    Setting("VAULT_METRICS_TOKEN", str, None, "if set, /metrics requires 'Authorization: Bearer <token>'"),
     Setting("VAULT_COOKIE_SECURE", parse_bool, None, "Secure flag on cookies; default on in production"),
     Setting("FORWARDED_ALLOW_IPS", parse_trusted_proxies, ("127.0.0.1",),
             "reverse proxies whose X-Forwarded-For is believed (IPs, CIDRs or *), as in gunicorn"),
@@ -125,12 +131,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_KEY_BREAKER_FAILURES", int, 3, "5xx/timeouts in a row that set a key aside (0 = off)"),
     Setting("VAULT_KEY_BREAKER_SECONDS", float, 30.0, "how long a key is set aside by its breaker"),
     Setting("VAULT_POOL_REFRESH_SECONDS", float, 5.0, "how often a worker re-reads the pool table"),
+    Setting("VAULT_RETRY_AFTER_MAX_SECONDS", float, 3600.0,
+            "longest Retry-After when every key is cooling (a per-day quota would say up to a day)"),
     Setting("VAULT_PRICE_REFRESH_SECONDS", float, 30.0, "how often a worker re-reads the price table"),
     Setting("VAULT_FALLBACK_INPUT_PRICE", parse_usd, parse_usd("1.25"), "USD/1M input tokens, unknown models"),
     Setting("VAULT_FALLBACK_OUTPUT_PRICE", parse_usd, parse_usd("10.00"), "USD/1M output tokens, unknown models"),
     Setting("VAULT_FALLBACK_CACHED_PRICE", parse_usd, parse_usd("0.125"), "USD/1M cached tokens, unknown models"),
-    Setting("VAULT_HOLD_OUTPUT_TOKENS", int, 8192, "output tokens assumed for a hold without a cap"),
+    Setting("VAULT_FALLBACK_TIER_THRESHOLD", int, 200_000,
+            "unknown models: prompts longer than this (tokens) pay the *_ABOVE prices; 0 = no tier"),
+    Setting("VAULT_FALLBACK_INPUT_PRICE_ABOVE", parse_usd, parse_usd("2.50"), "USD/1M input tokens above the tier"),
+    Setting("VAULT_FALLBACK_OUTPUT_PRICE_ABOVE", parse_usd, parse_usd("15.00"), "USD/1M output tokens above the tier"),
+    Setting("VAULT_FALLBACK_CACHED_PRICE_ABOVE", parse_usd, parse_usd("0.25"), "USD/1M cached tokens above the tier"),
+    Setting("VAULT_FALLBACK_GROUNDING_FEE", parse_usd, parse_usd("35"),
+            "unknown models: USD per 1,000 prompts grounded with Google Search; 0 = none"),
+    Setting("VAULT_DEFAULT_INPUT_TOKEN_LIMIT", int, 1_048_576, "input token limit of models not in the model table"),
+    Setting("VAULT_DEFAULT_OUTPUT_TOKEN_LIMIT", int, 65_536, "output token limit of models not in the model table"),
     Setting("VAULT_HOLD_FLOOR", parse_usd, parse_usd("0.0001"), "smallest hold (USD) of a billable request"),
+    Setting("VAULT_OVERDRAFT_LIMIT", parse_usd, parse_usd("0.01"),
+            "USD a hold may take a positive balance below zero; a balance never ends lower (see README)"),
+    Setting("VAULT_MIN_OUTPUT_TOKENS", int, 1024,
+            "smallest output cap a request is admitted with when the balance cannot cover its own (402 below)"),
+    Setting("VAULT_HOLD_MAX_AGE_SECONDS", float, 3600.0,
+            "a hold still open after this is settled as abandoned; must exceed the longest request"),
+    Setting("VAULT_SWEEP_INTERVAL_SECONDS", float, 60.0,
+            "at most this often each worker sweeps abandoned holds (on a request); 0 = only at start and by CLI"),
 )
 
 OWASP_ARGON2_MINIMUM = {"VAULT_ARGON2_TIME_COST": 2, "VAULT_ARGON2_MEMORY_KIB": 19456}
@@ -162,9 +186,17 @@ def finalize(config: dict[str, Any], instance_path: str) -> None:
             instance_path, "encryption_key", Fernet.generate_key().decode()
         )
     check_encryption_keys(config["VAULT_ENCRYPTION_KEY"])
+    config["VAULT_FINGERPRINT_KEY"] = (config["VAULT_FINGERPRINT_KEY"] or "").strip() or None
+    check_fingerprint_key(config["VAULT_FINGERPRINT_KEY"])
+    check_redis_timing(config)
     check_password_cost(config)
     if config["VAULT_PROXY_HOPS"] < 1:
         raise ConfigError("VAULT_PROXY_HOPS must be at least 1")
+    check_billing_numbers(config)
+    if config["VAULT_OVERDRAFT_LIMIT"] < 0 or config["VAULT_MIN_OUTPUT_TOKENS"] < 1:
+        raise ConfigError("VAULT_OVERDRAFT_LIMIT cannot be negative and VAULT_MIN_OUTPUT_TOKENS must be at least 1")
+    if config["VAULT_HOLD_MAX_AGE_SECONDS"] <= 0 or config["VAULT_SWEEP_INTERVAL_SECONDS"] < 0:
+        raise ConfigError("VAULT_HOLD_MAX_AGE_SECONDS must be positive and VAULT_SWEEP_INTERVAL_SECONDS not negative")
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["DATABASE_URL"], instance_path)
     config["MAX_CONTENT_LENGTH"] = config["VAULT_MAX_BODY_BYTES"]
     secure = config["VAULT_COOKIE_SECURE"]
@@ -178,6 +210,18 @@ def finalize(config: dict[str, Any], instance_path: str) -> None:
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
     )
+
+
+def check_billing_numbers(config: Mapping[str, Any]) -> None:
+    """Fallback prices and default token limits cannot be negative (limits not even zero)."""
+    for suffix in ("INPUT_PRICE", "OUTPUT_PRICE", "CACHED_PRICE", "TIER_THRESHOLD", "INPUT_PRICE_ABOVE",
+                   "OUTPUT_PRICE_ABOVE", "CACHED_PRICE_ABOVE", "GROUNDING_FEE"):
+        name = f"VAULT_FALLBACK_{suffix}"
+        if config[name] < 0:
+            raise ConfigError(f"{name} cannot be negative")
+    for name in ("VAULT_DEFAULT_INPUT_TOKEN_LIMIT", "VAULT_DEFAULT_OUTPUT_TOKEN_LIMIT"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
 
 
 def require_real_secrets(config: Mapping[str, Any]) -> None:
@@ -208,6 +252,26 @@ def check_encryption_keys(raw: str) -> None:
             raise ConfigError(
                 "VAULT_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64-encoded bytes)"
             ) from exc
+
+
+def check_fingerprint_key(raw: str | None) -> None:
+    """VAULT_FINGERPRINT_KEY, when set, is a Fernet key (a retired encryption key) or 32+ characters."""
+    if raw is None:
+        return
+    try:
+        Fernet(raw)
+    except ValueError:
+        if len(raw) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(f"VAULT_FINGERPRINT_KEY must be a Fernet key or at least {MIN_SECRET_KEY_LENGTH} "
+                              "random characters") from None
+
+
+def check_redis_timing(config: Mapping[str, Any]) -> None:
+    """Redis timeouts and probe interval must be positive; Retry-After at least a second."""
+    if config["VAULT_REDIS_TIMEOUT_SECONDS"] <= 0 or config["VAULT_REDIS_RETRY_SECONDS"] <= 0:
+        raise ConfigError("VAULT_REDIS_TIMEOUT_SECONDS and VAULT_REDIS_RETRY_SECONDS must be positive")
+    if config["VAULT_RETRY_AFTER_MAX_SECONDS"] < 1:
+        raise ConfigError("VAULT_RETRY_AFTER_MAX_SECONDS must be at least 1")
 
 
 def check_password_cost(config: Mapping[str, Any]) -> None:

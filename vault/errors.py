@@ -132,7 +132,7 @@ ERRORS_BY_STATUS = {
 
 OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/embeddings", "/v1beta/openai/")
 NATIVE_PATH_PREFIXES = ("/v1beta/", "/v1/", "/upload/")
-API_PATH_PREFIXES = ("/auth/", "/api-keys", "/admin/api/", "/healthz", "/readyz", "/openapi.json")
+API_PATH_PREFIXES = ("/auth/", "/api-keys", "/admin/api/", "/healthz", "/readyz", "/metrics", "/openapi.json")
 
 
 def dialect_for(path: str, has_bearer: bool) -> str:

@@ -1,7 +1,9 @@
 """Request ids, structured logs and Prometheus metrics.
 
 Every request gets an id (the caller's `X-Request-Id` if it looks sane, else a new one),
-returned as `X-Request-Id`, stamped on log lines and on the usage record. Metrics live in
+returned as `X-Request-Id`, stamped on log lines and kept on the usage record as
+`client_request_id`. It is for tracing only: a caller may send any id, the same one twice,
+so the ledger keys each request by a settlement id the server makes. Metrics live in
 a registry of the app's own; under gunicorn with `PROMETHEUS_MULTIPROC_DIR` set, every
 worker writes its samples there and `/metrics` adds them all up.
 """
@@ -52,6 +54,24 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def configure_logging_from_env(environ) -> None:
+    """Apply `VAULT_LOG_LEVEL` and `VAULT_LOG_FORMAT` (JSON lines by default in production).
+
+    Runs before the app is built, so a bad value stops the start with a clear message.
+    """
+    production = environ.get("VAULT_ENV", "development") == "production"
+    log_format = (environ.get("VAULT_LOG_FORMAT") or ("json" if production else "text")).strip().lower()
+    level = (environ.get("VAULT_LOG_LEVEL") or "INFO").strip().upper()
+    if log_format not in LOG_FORMATS:
+        raise SystemExit(f"VAULT_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    if not isinstance(logging.getLevelName(level), int):
+        raise SystemExit(f"VAULT_LOG_LEVEL must be a level such as INFO or WARNING, not {level!r}")
+    configure_logging(level, structured=log_format == "json")
 
 
 def configure_logging(level: str, structured: bool) -> None:

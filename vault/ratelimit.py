@@ -2,7 +2,10 @@
 and sign-ups per client address.
 
 With `REDIS_URL` the counters are shared by every worker and host; without it, or while
-Redis is unreachable (logged), each worker counts on its own.
+Redis is unhealthy (logged), each worker counts on its own. The Redis client gives up
+after a short timeout without retrying, and a `RedisGuard` (the circuit breaker shared
+with the key rotator) answers from the local counters at once while Redis is unhealthy,
+so a Redis that never answers costs one timeout, not one per login or request.
 """
 
 import hashlib
@@ -12,39 +15,37 @@ import math
 import time
 
 import limits
-import redis
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from vault.errors import RateLimited
+from vault.redisguard import RedisGuard, client_options
 
 log = logging.getLogger(__name__)
-WARN_EVERY_SECONDS = 30.0
+UNANSWERED = object()
 
 
 class Limiter:
-    """Moving-window limits over a shared storage, falling back to memory on Redis errors."""
+    """Moving-window limits over a shared storage, falling back to memory while Redis is unhealthy."""
 
-    def __init__(self, redis_url: str | None, prefix: str):
-        self._shared = MovingWindowRateLimiter(storage_from_string(redis_url, key_prefix=prefix[:-1])) \
-            if redis_url else None
+    def __init__(self, redis_url: str | None, prefix: str, guard: RedisGuard | None = None, timeout: float = 0.25):
+        self._shared = None
+        if redis_url:
+            storage = storage_from_string(redis_url, key_prefix=prefix[:-1], **client_options(timeout))
+            self._shared = MovingWindowRateLimiter(storage)
+            self._guard = guard or RedisGuard(storage.get_connection().ping)
         self._local = MovingWindowRateLimiter(MemoryStorage())
-        self._warned_at = -WARN_EVERY_SECONDS
 
     def _run(self, method: str, *args):
         if self._shared is not None:
-            try:
-                return getattr(self._shared, method)(*args)
-            except redis.RedisError as exc:
-                now = time.monotonic()
-                if now - self._warned_at >= WARN_EVERY_SECONDS:
-                    self._warned_at = now
-                    log.warning("Redis unavailable (%s): rate limits are counted per worker", type(exc).__name__)
+            answer = self._guard.call(lambda: getattr(self._shared, method)(*args), UNANSWERED)
+            if answer is not UNANSWERED:
+                return answer
         return getattr(self._local, method)(*args)
 
     def ping(self) -> bool:
-        """True if the shared storage answers (raises when it does not)."""
-        return self._shared is None or self._shared.storage.check()
+        """True if the shared storage answers, or there is none; no network while the breaker is open."""
+        return self._shared is None or self._guard.check()
 
     def hit(self, item: limits.RateLimitItem, *identifiers: str) -> bool:
         """Count one event; False if it is over the limit."""

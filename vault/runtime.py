@@ -9,12 +9,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vault.billing.meter import HoldPolicy
 from vault.billing.prices import Price, PriceBook, Rates
+from vault.billing.sweeper import Sweeper
 from vault.extensions import db
 from vault.observability import Metrics
 from vault.pool.health import PoolHealth
 from vault.pool.rotator import KeyRotator, RotatorPolicy
 from vault.pool.shared import SharedKeyRotator, connect
 from vault.ratelimit import Limiter, LoginThrottle
+from vault.redisguard import RedisGuard
 from vault.security import PasswordHashing, SecretBox
 from vault.upstream.client import UpstreamClient
 
@@ -35,23 +37,30 @@ class VaultRuntime:
     limiter: Limiter
     default_rpm: int
     metrics: Metrics
+    sweeper: Sweeper
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
     """Build the runtime objects from `app.config` and attach them to the app."""
     config = app.config
-    box = SecretBox(config["VAULT_ENCRYPTION_KEY"])
+    box = SecretBox(config["VAULT_ENCRYPTION_KEY"], config["VAULT_FINGERPRINT_KEY"])
     with app.app_context():
         session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
     policy = RotatorPolicy(
         cooldown_base=config["VAULT_COOLDOWN_BASE_SECONDS"], cooldown_max=config["VAULT_COOLDOWN_MAX_SECONDS"],
         max_failures=config["VAULT_KEY_MAX_FAILURES"], disable_seconds=config["VAULT_KEY_DISABLE_SECONDS"],
         breaker_failures=config["VAULT_KEY_BREAKER_FAILURES"], breaker_seconds=config["VAULT_KEY_BREAKER_SECONDS"],
+        retry_after_max=config["VAULT_RETRY_AFTER_MAX_SECONDS"],
     )
-    prefix = config["VAULT_REDIS_PREFIX"]
-    redis_url = config["REDIS_URL"]
-    rotator = SharedKeyRotator(connect(redis_url), policy, prefix=prefix + "pool:") if redis_url else KeyRotator(policy)
-    limiter = Limiter(redis_url, prefix + "limits:")
+    prefix, redis_url = config["VAULT_REDIS_PREFIX"], config["REDIS_URL"]
+    timeout = config["VAULT_REDIS_TIMEOUT_SECONDS"]
+    rotator, guard = KeyRotator(policy), None
+    if redis_url:
+        client = connect(redis_url, timeout)
+        # One breaker per Redis: the rotator and the limiter stop using it together.
+        guard = RedisGuard(client.ping, config["VAULT_REDIS_RETRY_SECONDS"])
+        rotator = SharedKeyRotator(client, policy, prefix=prefix + "pool:", guard=guard)
+    limiter = Limiter(redis_url, prefix + "limits:", guard, timeout)
     metrics = Metrics()
     built = VaultRuntime(
         passwords=PasswordHashing(
@@ -69,21 +78,35 @@ def init_runtime(app: Flask) -> VaultRuntime:
                           on_attempt=lambda verdict: metrics.attempts.labels(verdict).inc(),
                           on_failover=metrics.failovers.inc),
         max_retries=config["VAULT_UPSTREAM_MAX_RETRIES"],
-        prices=PriceBook(session_factory, fallback_price(config), config["VAULT_PRICE_REFRESH_SECONDS"]),
-        hold_policy=HoldPolicy(config["VAULT_HOLD_OUTPUT_TOKENS"], config["VAULT_HOLD_FLOOR"]),
+        prices=PriceBook(session_factory, fallback_price(config), config["VAULT_PRICE_REFRESH_SECONDS"],
+                         default_limits=(config["VAULT_DEFAULT_INPUT_TOKEN_LIMIT"],
+                                         config["VAULT_DEFAULT_OUTPUT_TOKEN_LIMIT"])),
+        hold_policy=HoldPolicy(config["VAULT_HOLD_FLOOR"], min_output_tokens=config["VAULT_MIN_OUTPUT_TOKENS"],
+                               overdraft_nano=config["VAULT_OVERDRAFT_LIMIT"],
+                               max_age_seconds=config["VAULT_HOLD_MAX_AGE_SECONDS"]),
         login_throttle=LoginThrottle(limiter, config["VAULT_LOGIN_MAX_FAILURES"], config["VAULT_LOGIN_WINDOW_SECONDS"]),
         limiter=limiter,
         default_rpm=config["VAULT_RATE_LIMIT_RPM"],
         metrics=metrics,
+        sweeper=Sweeper(session_factory, config["VAULT_SWEEP_INTERVAL_SECONDS"]),
     )
     app.extensions["vault"] = built
     return built
 
 
 def fallback_price(config) -> Price:
-    """The price charged for models missing from the price table (per 1M tokens)."""
-    return Price("fallback", Rates(config["VAULT_FALLBACK_INPUT_PRICE"], config["VAULT_FALLBACK_OUTPUT_PRICE"],
-                                   config["VAULT_FALLBACK_CACHED_PRICE"]))
+    """The price charged for models missing from the price table (per 1M tokens), tiered like
+    Gemini's Pro models unless `VAULT_FALLBACK_TIER_THRESHOLD` is 0, with a grounding fee per
+    Search-grounded prompt (the setting is per 1,000)."""
+    fee = (config["VAULT_FALLBACK_GROUNDING_FEE"] + 500) // 1000
+    base = Rates(config["VAULT_FALLBACK_INPUT_PRICE"], config["VAULT_FALLBACK_OUTPUT_PRICE"],
+                 config["VAULT_FALLBACK_CACHED_PRICE"], grounding=fee)
+    threshold = config["VAULT_FALLBACK_TIER_THRESHOLD"]
+    if not threshold:
+        return Price("fallback", base)
+    above = Rates(config["VAULT_FALLBACK_INPUT_PRICE_ABOVE"], config["VAULT_FALLBACK_OUTPUT_PRICE_ABOVE"],
+                  config["VAULT_FALLBACK_CACHED_PRICE_ABOVE"], grounding=fee)
+    return Price("fallback", base, threshold, above)
 
 
 def runtime() -> VaultRuntime:

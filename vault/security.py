@@ -150,17 +150,25 @@ def read_access_token(token: str, secret: str) -> tuple[int, int]:
 class SecretBox:
     """Encrypts upstream keys at rest and fingerprints them for de-duplication.
 
-    `keys` is one or more comma-separated Fernet keys: the first encrypts, all decrypt,
-    so an operator can rotate by putting a new key first. Fingerprints are an HMAC under a
-    key derived from the first Fernet key.
+    `keys` is one or more comma-separated Fernet keys: the first encrypts, all decrypt, so
+    an operator rotates by putting a new key first, re-encrypting (`rotate`, run by
+    `flask --app wsgi upstream reencrypt`) and dropping the old key.
+
+    Fingerprints are an HMAC under a key derived from `fingerprint_key` -- or, unset, from
+    the *last* Fernet key. Rotation adds keys at the front, so the last entry stays the key
+    the install started with (a single-key install fingerprints exactly as before this
+    rule), and the fingerprints do not move while keys are added. The old key's last duty
+    when it is dropped: it goes to `VAULT_FINGERPRINT_KEY` (where it keys fingerprints and
+    decrypts nothing). A stored fingerprint made under another listed key (the former
+    first-key rule) still matches: `fingerprints()` lists every accepted form.
     """
 
-    def __init__(self, keys: str):
+    def __init__(self, keys: str, fingerprint_key: str | None = None):
         raw_keys = [key.strip() for key in keys.split(",") if key.strip()]
         self._fernet = MultiFernet([Fernet(key) for key in raw_keys])
-        self._fingerprint_key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"gemini-vault fingerprint"
-        ).derive(base64.urlsafe_b64decode(raw_keys[0]))
+        primary = fingerprint_hmac_key(fingerprint_key or raw_keys[-1])
+        others = [fingerprint_hmac_key(key) for key in raw_keys]
+        self._fingerprint_keys = [primary, *[key for key in dict.fromkeys(others) if key != primary]]
 
     def encrypt(self, secret: str) -> str:
         """Encrypt `secret` into a Fernet token (text)."""
@@ -173,9 +181,35 @@ class SecretBox:
         except InvalidToken as exc:
             raise ValueError("upstream key cannot be decrypted with VAULT_ENCRYPTION_KEY") from exc
 
+    def rotate(self, token: str) -> str:
+        """The same secret encrypted under the first key (raises `ValueError` if no key decrypts it)."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("upstream key cannot be decrypted with VAULT_ENCRYPTION_KEY") from exc
+
     def fingerprint(self, secret: str) -> str:
-        """A keyed hash of `secret`, stable for one encryption key, useless without it."""
-        return hmac.new(self._fingerprint_key, secret.encode(), hashlib.sha256).hexdigest()
+        """The keyed hash stored for `secret`: stable across encryption-key rotation, useless without the key."""
+        return self._hmac(self._fingerprint_keys[0], secret)
+
+    def fingerprints(self, secret: str) -> list[str]:
+        """Every fingerprint `secret` may be stored under: `fingerprint()` first, then one per listed key."""
+        return [self._hmac(key, secret) for key in self._fingerprint_keys]
+
+    @staticmethod
+    def _hmac(key: bytes, secret: str) -> str:
+        return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def fingerprint_hmac_key(material: str) -> bytes:
+    """The HMAC key derived from a Fernet key (its 32 raw bytes, as always) or any other secret text."""
+    try:
+        raw = base64.urlsafe_b64decode(material.encode())
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raw = material.encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"gemini-vault fingerprint").derive(raw)
 
 
 def mask_secret(secret: str) -> str:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.billing.test_ledger import settlement
+from tests.billing.books import settlement
 from vault.billing import ledger
 from vault.extensions import db
 from vault.models import BalanceAdjustment, ModelPrice

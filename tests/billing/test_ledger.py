@@ -1,21 +1,28 @@
 """Prices, holds, settlement and the ledger, on SQLite and PostgreSQL."""
 
-import json
 import threading
 import uuid
-from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
+from tests.billing.books import (
+    assert_books_balance,
+    balance_of,
+    open_holds,
+    records,
+    settle,
+    settlement,
+    take_hold,
+)
 from vault import models
-from vault.billing import estimate, ledger
-from vault.billing.ledger import Settlement
+from vault.billing import ledger
 from vault.billing.money import usd_to_nano
 from vault.billing.prices import Price, Rates, cost_nano, model_candidates
 from vault.billing.usage import Usage
 from vault.errors import PaymentRequired
 from vault.extensions import db
-from vault.models import BalanceAdjustment, UsageRecord, User
+from vault.models import BalanceAdjustment, User
 from vault.runtime import runtime
 
 FLASH = Rates(input=usd_to_nano("0.30"), output=usd_to_nano("2.50"), cached=usd_to_nano("0.03"))
@@ -55,53 +62,50 @@ def test_price_book_reads_the_seeded_table_and_falls_back(app):
     assert book.lookup("gemini-unknown").model == "fallback"
 
 
-def test_hold_estimate_uses_the_output_cap():
-    price = Price("m", Rates(usd_to_nano("1"), usd_to_nano("10"), 0))
-    body = b'{"generationConfig": {"maxOutputTokens": 1000}, "contents": []}'
-    hold = estimate.estimate_hold(len(body), json.loads(body), price, 8192, 1)
-    assert hold == cost_nano(Usage(prompt=len(body) // 4 + 1, candidates=1000), price.base)
-    assert estimate.estimate_hold(17, {"max_tokens": 5}, price, 8192, 10**9) == 10**9
-
-
-def fresh_user(make_user, balance="1.00") -> int:
-    return make_user(balance=balance).id
-
-
-def balance_of(user_id: int) -> int:
-    db.session.expire_all()
-    return db.session.get(User, user_id).balance_nano
-
-
-def test_reserve_takes_the_hold_or_what_is_left(make_user):
-    user_id = fresh_user(make_user, "0.000005")
-    session = runtime().session_factory()
-    assert ledger.reserve(session, user_id, 2000) == 2000
+def test_reserve_takes_the_hold_or_what_is_left(account):
+    user_id = account("0.000005")
+    assert take_hold(user_id, 2000)[1] == 2000
     assert balance_of(user_id) == 3000
-    assert ledger.reserve(session, user_id, 10_000) == 3000
+    assert take_hold(user_id, 10_000)[1] == 3000
     assert balance_of(user_id) == 0
     with pytest.raises(PaymentRequired):
-        ledger.reserve(session, user_id, 1)
+        take_hold(user_id, 1)
     with pytest.raises(PaymentRequired):
-        ledger.reserve(session, user_id, 0)
-    session.close()
+        take_hold(user_id, 0)
+    assert [hold.amount_nano for hold in open_holds(user_id)] == [2000, 3000]
+    assert_books_balance()
 
 
-def test_concurrent_reserves_never_overspend(make_user, database_url):
-    user_id = fresh_user(make_user, "0.000100")  # 100,000 nano-USD
+def test_reserve_refuses_a_balance_below_the_minimum(account):
+    user_id = account("0.000005")
+    with pytest.raises(PaymentRequired):
+        take_hold(user_id, 10_000, minimum=6000)
+    assert balance_of(user_id) == 5000 and open_holds(user_id) == []
+    assert take_hold(user_id, 10_000, minimum=5000)[1] == 5000
+    assert balance_of(user_id) == 0
+    assert_books_balance()
+
+
+def test_free_calls_hold_nothing_and_write_no_hold(account):
+    user_id = account("0.000005")
+    assert take_hold(user_id, 0)[1] == 0
+    assert open_holds(user_id) == [] and balance_of(user_id) == 5000
+
+
+def test_concurrent_reserves_never_overspend(account):
+    user_id = account("0.000100")  # 100,000 nano-USD
     taken, refused, lock = [], [], threading.Lock()
     sessions = runtime().session_factory
 
     def worker():
-        session = sessions()
         for _ in range(10):
             try:
-                amount = ledger.reserve(session, user_id, 1500)
+                amount = take_hold(user_id, 1500, sessions=sessions)[1]
                 with lock:
                     taken.append(amount)
             except PaymentRequired:
                 with lock:
                     refused.append(1)
-        session.close()
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for thread in threads:
@@ -110,41 +114,82 @@ def test_concurrent_reserves_never_overspend(make_user, database_url):
         thread.join()
     assert sum(taken) == 100_000 and balance_of(user_id) == 0
     assert len(taken) + len(refused) == 80
+    assert sum(hold.amount_nano for hold in open_holds(user_id)) == 100_000
+    assert_books_balance()
 
 
-def settlement(user_id, **fields) -> Settlement:
-    now = datetime.now(UTC)
-    defaults = {"request_id": uuid.uuid4().hex, "user_id": user_id, "api_key_id": None, "endpoint": "generateContent",
-                "model": "gemini-2.5-flash", "status": 200, "started_at": now, "finished_at": now, "total_ms": 5}
-    return Settlement(**(defaults | fields))
-
-
-def test_settle_moves_balance_and_counters_once(make_user, make_api_key):
-    user = make_user(balance="1.00")
-    key = make_api_key(user).record
-    entry = settlement(user.id, api_key_id=key.id, hold=5000, cost=1234,
+def test_settle_moves_balance_and_counters_once(account, make_api_key):
+    user_id = account("1.00")
+    key = make_api_key(db.session.get(User, user_id)).record
+    settlement_id, held = take_hold(user_id, 5000, api_key_id=key.id)
+    entry = settlement(user_id, settlement_id=settlement_id, api_key_id=key.id, hold=held, cost=1234,
                        usage=Usage(prompt=10, cached=2, tool_prompt=1, candidates=3, thoughts=4, total=18))
-    session = runtime().session_factory()
-    assert ledger.settle(session, entry) is True
-    assert ledger.settle(session, entry) is False  # idempotent by request id
-    session.close()
+    assert settle(entry) is True
+    assert settle(entry) is False  # idempotent by settlement id
     db.session.expire_all()
-    user, key = db.session.get(User, user.id), db.session.get(type(key), key.id)
-    assert user.balance_nano == 10**9 + 5000 - 1234
+    user, key = db.session.get(User, user_id), db.session.get(type(key), key.id)
+    assert user.balance_nano == 10**9 - 1234
     assert (user.request_count, user.total_tokens, user.spend_nano) == (1, 18, 1234)
     assert (key.request_count, key.prompt_tokens, key.output_tokens, key.total_tokens, key.spend_nano) == (
         1, 11, 7, 18, 1234)
-    assert db.session.query(UsageRecord).count() == 1
+    assert len(records()) == 1 and open_holds() == []
+    assert_books_balance()
+
+
+def test_settlement_replaces_the_hold_in_one_transaction(account):
+    user_id = account("1.00")
+    settlement_id, held = take_hold(user_id, 7000)
+    assert [hold.settlement_id for hold in open_holds(user_id)] == [settlement_id]
+    assert_books_balance()
+    settle(settlement(user_id, settlement_id=settlement_id, hold=held, cost=9000, usage_source="estimated"))
+    (record,) = records(user_id)
+    assert (record.settlement_id, record.hold_nano, record.cost_nano, record.usage_source) == (
+        settlement_id, 7000, 9000, "estimated")
+    assert open_holds(user_id) == [] and balance_of(user_id) == 10**9 - 9000
+    assert_books_balance()
+
+
+def test_a_reference_to_a_row_that_is_gone_is_billed_not_read_as_a_duplicate(account):
+    """An IntegrityError other than the settlement id's (here a foreign key) never makes a request free."""
+    user_id = account("1.00")
+    settlement_id, held = take_hold(user_id, 5000)
+    assert settle(settlement(user_id, settlement_id=settlement_id, hold=held, cost=1234, upstream_key_id=987_654,
+                             api_key_id=876_543)) is True
+    (record,) = records(user_id)
+    assert (record.cost_nano, record.upstream_key_id, record.api_key_id) == (1234, None, None)
+    assert balance_of(user_id) == 10**9 - 1234 and open_holds() == []
+    assert_books_balance()
+
+
+def test_an_integrity_error_that_cannot_be_repaired_propagates_and_keeps_the_hold(account):
+    user_id = account("1.00")
+    settlement_id, held = take_hold(user_id, 5000)
+    with pytest.raises(IntegrityError):  # the user it names does not exist: nothing to repair
+        settle(settlement(123_456, settlement_id=settlement_id, hold=held, cost=1234))
+    assert [hold.settlement_id for hold in open_holds(user_id)] == [settlement_id]
+    assert records() == []
+    assert_books_balance()
+
+
+def test_a_settlement_id_is_settled_once_whatever_the_client_sent(account):
+    """The same client request id twice, and 36-character UUIDs (too long for the old key), bill every request."""
+    user_id = account("1.00")
+    client_id = str(uuid.uuid4())
+    for cost in (100, 200):
+        settlement_id, held = take_hold(user_id, 1000)
+        assert settle(settlement(user_id, settlement_id=settlement_id, hold=held, cost=cost,
+                                 client_request_id=client_id)) is True
+    assert [(r.client_request_id, r.cost_nano) for r in records(user_id)] == [(client_id, 100), (client_id, 200)]
+    assert balance_of(user_id) == 10**9 - 300
+    assert_books_balance()
 
 
 def test_admin_adjustments_are_recorded_and_the_ledger_adds_up(client, make_user, auth_headers):
     admin = make_user(is_admin=True)
     registered = client.post("/auth/users/", json={"email": "ada@example.com", "password": "long enough"}).get_json()
     user_id = registered["id"]
-    session = runtime().session_factory()
-    ledger.reserve(session, user_id, 7000)
-    ledger.settle(session, settlement(user_id, hold=7000, cost=4321))
-    session.close()
+    settlement_id, held = take_hold(user_id, 7000)
+    settle(settlement(user_id, settlement_id=settlement_id, hold=held, cost=4321))
     headers = auth_headers(admin)
     assert client.patch(f"/admin/api/users/{user_id}", headers=headers,
                         json={"balance_delta": "2.5", "reason": "top-up"}).status_code == 200
@@ -155,3 +200,6 @@ def test_admin_adjustments_are_recorded_and_the_ledger_adds_up(client, make_user
     assert [(a.kind, a.admin_id) for a in adjustments] == [("signup", None), ("add", admin.id), ("set", admin.id)]
     assert adjustments[2].amount_nano == 3 * 10**9 - (10**9 - 4321 + 2_500_000_000)
     assert ledger.ledger_balance(db.session, user_id) == balance_of(user_id) == 3 * 10**9
+    detail = client.get(f"/admin/api/users/{user_id}", headers=headers).get_json()
+    assert detail["ledger"] | {"consistent": True} == detail["ledger"]
+    assert detail["ledger_balance_nano_usd"] == detail["balance_nano_usd"] == 3 * 10**9

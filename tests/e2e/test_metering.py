@@ -178,15 +178,20 @@ def test_spent_balance_is_402_in_each_dialect_and_recorded(own_stack):
     assert {(r["status"], r["ending"], r["cost_nano_usd"]) for r in records} == {(402, "refused", 0)}
 
 
-def test_a_nearly_spent_balance_goes_negative_only_by_the_excess_over_its_hold(own_stack):
+def test_a_nearly_spent_balance_is_held_down_to_the_overdraft_and_ends_within_it(own_stack):
     stack = own_stack(key_count=1)
     me = requests.get(f"{stack.base_url}/auth/users/me", headers={"Authorization": f"Bearer {stack.user_token}"},
                       timeout=10).json()
     requests.patch(f"{stack.base_url}/admin/api/users/{me['id']}", json={"balance": "0.000000100", "reason": "t"},
                    headers=stack.admin(), timeout=10)
-    assert call(stack, "generate", stack.vault_key, "u0-r0").status_code == 200
+    response = call(stack, "generate", stack.vault_key, "u0-r0")
+    assert response.status_code == 200
+    # 100 nano-USD plus the $0.01 overdraft covers about 4,000 output tokens of Flash, not its 65,536.
+    cap = int(response.headers["X-Vault-Output-Cap"])
+    assert 1024 <= cap < 65_536
+    assert stack.fake.calls[-1].json["generationConfig"]["maxOutputTokens"] == cap
     (record,) = wait_for_records(stack, 1)
-    assert record["hold"] == 0.0000001
+    assert record["hold"] == 0.0100001
     after = requests.get(f"{stack.base_url}/auth/users/me", headers={"Authorization": f"Bearer {stack.user_token}"},
                          timeout=10).json()
     assert after["balance_nano_usd"] == 100 - record["cost_nano_usd"]

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.databases import TEST_DATABASE_URL, TEST_REDIS_URL, create_scratch_database, drop_scratch_database
+from tests.e2e.relay import TcpRelay
 from tests.e2e.server import VaultServer, flask_cli, vault_environment
 from tests.e2e.stacks import ProxyStack
 from tests.fake_gemini import FakeGemini, Reply, faults
@@ -115,61 +116,6 @@ def test_redis_down_falls_back_to_local_state(own_stack):
     assert Counter(call.key for call in stack.fake.calls) == {key: 1 for key in stack.upstream_keys}
     assert "Redis unavailable" in stack.server.log()
     assert requests.get(f"{stack.base_url}/readyz", timeout=10).json()["redis"] == "down"
-
-
-class TcpRelay:
-    """A loopback TCP forwarder that a test can cut and restore, standing in for a database outage."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections: list[socket.socket] = []
-        self.running = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while self.running:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.running:
-                client.close()
-                return
-            upstream = socket.create_connection(self.target)
-            self.connections += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def cut(self) -> None:
-        """Refuse new connections and break every open one."""
-        self.running = False
-        self.listener.close()
-        for connection in self.connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def restore(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.connections, self.running = [], True
-        threading.Thread(target=self._accept, daemon=True).start()
 
 
 @pytest.fixture

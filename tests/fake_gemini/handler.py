@@ -178,7 +178,7 @@ class Handler(BaseHTTPRequestHandler):
             result = handlers[rec.endpoint](call)
         except ApiError as exc:
             return self._fault(rec, exc.fault)
-        result = self._masked(result)
+        result = self._masked(result if reply.report_usage else _without_usage(result))
         rec.status = 200
         rec.usage = reported_usage(result)
         if isinstance(result, Stream):
@@ -273,6 +273,16 @@ def _parse(rec: RecordedRequest) -> tuple[object, Fault | None]:
         return rec.json, None
     except ValueError:
         return None, faults.invalid_argument("Invalid JSON payload received. Unexpected token.")
+
+
+def _without_usage(result: dict | Stream) -> dict | Stream:
+    """The answer with no usage reported anywhere (`Reply(report_usage=False)`)."""
+    def strip(payload: dict) -> dict:
+        return {k: v for k, v in payload.items() if k not in ("usageMetadata", "usage")}
+
+    if isinstance(result, Stream):
+        return Stream([strip(e) for e in result.events], result.framing)
+    return strip(result)
 
 
 def _body_model(body: object) -> str | None:

@@ -10,10 +10,12 @@ from tests.fake_gemini.calls import (
     require_own_resources,
 )
 from tests.fake_gemini.payloads import (
+    answer_count,
     answer_text,
     count_words,
     embedding_values,
     generate_response,
+    grounding_metadata,
     last_user_text,
     page_offset,
     page_token,
@@ -21,6 +23,7 @@ from tests.fake_gemini.payloads import (
     split_chunks,
     truncate,
     usage_metadata,
+    with_copies,
 )
 
 MAX_PAGE_SIZE = 1000
@@ -61,8 +64,21 @@ def get_model(call: Call) -> dict:
 def generate(call: Call) -> dict:
     """POST :generateContent -- one whole GenerateContentResponse."""
     text, prompt, finish = _plan(call, "generateContent")
-    usage = usage_metadata(prompt, count_words(text), call.reply)
-    return generate_response(text, usage, call.model, call.response_id, finish, call.reply.blocked)
+    n = _candidate_count(call)
+    usage = usage_metadata(prompt, n * count_words(text), call.reply)
+    return with_copies(generate_response(text, usage, call.model, call.response_id, finish, call.reply.blocked,
+                                         _grounding(call)), "candidates", n)
+
+
+def _candidate_count(call: Call) -> int:
+    """`generationConfig.candidateCount`: every candidate is the same answer, each counted."""
+    config = call.body.get("generationConfig") or call.body.get("generation_config") or {}
+    return answer_count(config.get("candidateCount") or config.get("candidate_count"))
+
+
+def _grounding(call: Call) -> dict | None:
+    queries = call.reply.search_queries
+    return None if queries is None else grounding_metadata(queries)
 
 
 def stream_generate(call: Call) -> Stream:
@@ -79,14 +95,15 @@ def stream_generate(call: Call) -> Stream:
 def _chunks(call: Call, text: str, prompt: int, finish: str) -> list[dict]:
     """Stream chunks with cumulative usage; the last one carries finishReason and totals."""
     pieces = split_chunks(text, call.reply)
-    events, so_far = [], ""
+    events, so_far, n = [], "", _candidate_count(call)
     for i, piece in enumerate(pieces):
         so_far += piece
         last = i == len(pieces) - 1
-        candidates = count_words(text if last else so_far)
+        candidates = n * count_words(text if last else so_far)
         usage = usage_metadata(prompt, candidates, call.reply)
-        events.append(generate_response(piece, usage, call.model, call.response_id,
-                                        finish if last else None))
+        event = generate_response(piece, usage, call.model, call.response_id, finish if last else None,
+                                  grounding=_grounding(call) if last else None)
+        events.append(with_copies(event, "candidates", n))
     return events
 
 

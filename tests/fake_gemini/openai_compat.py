@@ -10,6 +10,7 @@ from tests.fake_gemini.calls import (
     require_own_resources,
 )
 from tests.fake_gemini.payloads import (
+    answer_count,
     answer_text,
     count_words,
     embedding_values,
@@ -21,6 +22,7 @@ from tests.fake_gemini.payloads import (
     split_chunks,
     truncate,
     usage_metadata,
+    with_copies,
 )
 from tests.fake_gemini.script import bare_model
 
@@ -44,19 +46,22 @@ def chat(call: Call) -> dict | Stream:
     prompt = prompt_tokens(contents, system)
     if body.get("stream"):
         return Stream(_chunks(call, body, text, prompt, finish), "openai")
-    usage = usage_metadata(prompt, count_words(text), call.reply)
-    return openai_completion(text, usage, call.model, call.response_id, finish)
+    n = answer_count(body.get("n"))
+    usage = usage_metadata(prompt, n * count_words(text), call.reply)
+    return with_copies(openai_completion(text, usage, call.model, call.response_id, finish), "choices", n)
 
 
 def _chunks(call: Call, body: dict, text: str, prompt: int, finish: str) -> list[dict]:
-    """Chunks; usage rides on the last content chunk, and only if include_usage was asked."""
+    """Chunks (each with `n` choices); usage rides on the last content chunk, and only if
+    include_usage was asked."""
     pieces = split_chunks(text, call.reply)
     options = body.get("stream_options") or {}
-    usage = usage_metadata(prompt, count_words(text), call.reply)
+    n = answer_count(body.get("n"))
+    usage = usage_metadata(prompt, n * count_words(text), call.reply)
     events = [openai_chunk(p, call.model, call.response_id) for p in pieces[:-1]]
     events.append(openai_chunk(pieces[-1], call.model, call.response_id, finish,
                                usage if options.get("include_usage") else None))
-    return events
+    return [with_copies(event, "choices", n) for event in events]
 
 
 def _model_of(body: dict) -> str:

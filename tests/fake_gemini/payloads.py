@@ -76,22 +76,35 @@ def split_chunks(text: str, reply: Reply) -> list[str]:
 
 
 def usage_metadata(prompt: int, candidates: int, reply: Reply) -> dict:
-    """A Gemini usageMetadata with zero fields left out."""
-    prompt_total = prompt + reply.cached_tokens
+    """A Gemini usageMetadata with zero fields left out; audio tokens are split out by modality."""
+    prompt_total = prompt + reply.cached_tokens + reply.audio_tokens
     total = prompt_total + candidates + reply.thoughts_tokens + reply.tool_use_prompt_tokens
     usage = {"promptTokenCount": prompt_total, "candidatesTokenCount": candidates,
              "totalTokenCount": total, "cachedContentTokenCount": reply.cached_tokens,
              "thoughtsTokenCount": reply.thoughts_tokens,
              "toolUsePromptTokenCount": reply.tool_use_prompt_tokens}
     usage = {k: v for k, v in usage.items() if v}
-    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt_total}]
+    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt_total - reply.audio_tokens}]
+    if reply.audio_tokens:
+        usage["promptTokensDetails"].append({"modality": "AUDIO", "tokenCount": reply.audio_tokens})
     if reply.cached_tokens:
         usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": reply.cached_tokens}]
     return usage
 
 
+def grounding_metadata(queries) -> dict:
+    """A candidate's `groundingMetadata` after a Google Search with `queries`."""
+    return {
+        "webSearchQueries": list(queries),
+        "searchEntryPoint": {"renderedContent": "<div class=\"container\">search suggestions</div>"},
+        "groundingChunks": [{"web": {"uri": f"https://example.com/{n}", "title": f"example.com/{n}"}}
+                            for n in range(len(queries))],
+        "groundingSupports": [],
+    }
+
+
 def generate_response(text: str | None, usage: dict, model: str, response_id: str,
-                      finish: str | None = None, blocked: str | None = None) -> dict:
+                      finish: str | None = None, blocked: str | None = None, grounding: dict | None = None) -> dict:
     """One GenerateContentResponse (also one stream chunk)."""
     body: dict = {}
     if blocked:
@@ -100,10 +113,24 @@ def generate_response(text: str | None, usage: dict, model: str, response_id: st
         candidate: dict = {"content": {"parts": [{"text": text}], "role": "model"}}
         if finish:
             candidate["finishReason"] = finish
+        if grounding is not None:
+            candidate["groundingMetadata"] = grounding
         candidate["index"] = 0
         body["candidates"] = [candidate]
     body.update(usageMetadata=usage, modelVersion=model, responseId=response_id)
     return body
+
+
+def answer_count(value: object) -> int:
+    """How many answers a request asks for (`candidateCount`, OpenAI `n`): a positive int, else 1."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+def with_copies(body: dict, key: str, n: int) -> dict:
+    """`body` with its one candidate (or choice, by `key`) given `n` times, indexed 0..n-1."""
+    if n == 1 or not body.get(key):
+        return body
+    return body | {key: [body[key][0] | {"index": i} for i in range(n)]}
 
 
 def model_resource(name: str, display: str, thinking: bool) -> dict:

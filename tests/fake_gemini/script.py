@@ -135,6 +135,10 @@ class Reply:
     :param gate: holds each chunk after the first until the test releases it.
     :param die_after: close the socket abruptly after this many chunks.
     :param error_after: send `error` as an in-band event after this many chunks, then end.
+    :param audio_tokens: prompt tokens reported as AUDIO in `promptTokensDetails` (added to the prompt).
+    :param search_queries: ground the answer with Google Search: the last (or only) response's
+        candidate carries `groundingMetadata` with these `webSearchQueries`.
+    :param report_usage: False leaves `usageMetadata` / `usage` out of every response and chunk.
     """
 
     text: str | None = None
@@ -144,6 +148,9 @@ class Reply:
     thoughts_tokens: int = 0
     cached_tokens: int = 0
     tool_use_prompt_tokens: int = 0
+    audio_tokens: int = 0
+    search_queries: Sequence[str] | None = None
+    report_usage: bool = True
     blocked: str | None = None
     delay: float = 0.0
     chunk_delay: float = 0.0

@@ -115,8 +115,9 @@ def test_the_breaker_sets_a_key_aside_visibly_then_it_comes_back(health, clock, 
 
     assert all(health.pick(model, set()).id != key.id for model in (MODEL, "gemini-2.5-pro", "") for _ in range(2))
     other = health.pick(MODEL, {key.id})
+    health.record(other, MODEL, Classification(Verdict.RATE_LIMITED, "429", 429, retry_after=50))
     with pytest.raises(NoUsableKey) as raised:
-        health.pick(MODEL, {other.id})  # only the resting key is left
+        health.pick(MODEL, {other.id})  # the other key cools for 50s, the resting one is back first
     assert raised.value.resting and raised.value.retry_after == pytest.approx(20)
 
     clock.now += 21

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from pydantic import Field
 
 from vault import accounts, pool
@@ -89,23 +89,35 @@ def upstream_key_json(key: UpstreamKey) -> dict[str, Any]:
             for cooldown in key.cooldowns if cooldown.until > now
         ],
         "created_at": isoformat(key.created_at),
+        "deleted_at": isoformat(key.deleted_at),
     }
 
 
 @bp.get("/api/upstream-keys")
 def list_upstream_keys() -> Response:
-    """The pool with each key's health."""
-    return jsonify([upstream_key_json(key) for key in pool.list_upstream_keys(db.session)])
+    """The pool with each key's health; deleted keys too with `?include_deleted=1`."""
+    include_deleted = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
+    keys = pool.list_upstream_keys(db.session, include_deleted=include_deleted)
+    return jsonify([upstream_key_json(key) for key in keys])
+
+
+def refresh_pool(results: list[pool.AddedKey]) -> None:
+    """Every worker sees the added keys; a revived one is cleared of the state it was deleted in."""
+    health = runtime().health
+    for result in results:
+        if result.revived:
+            health.set_enabled(result.key.id, True)
+    health.refresh(force=True)
 
 
 @bp.post("/api/upstream-keys")
 @csrf.exempt
 def add_upstream_keys() -> tuple[Response, int]:
-    """Add `{keys: [...]}`; keys already pooled are reported, not duplicated."""
+    """Add `{keys: [...]}`; keys already pooled are reported, not duplicated; deleted ones are revived."""
     body = read_body(AddKeysBody)
     results = pool.add_upstream_keys(db.session, body.keys, runtime().secret_box)
     db.session.commit()
-    runtime().health.refresh(force=True)
+    refresh_pool(results)
     return jsonify([upstream_key_json(result.key) | {"created": result.created} for result in results]), 201
 
 
@@ -128,8 +140,8 @@ def update_upstream_key(key_id: int) -> Response:
 @bp.delete("/api/upstream-keys/<int:key_id>")
 @csrf.exempt
 def delete_upstream_key(key_id: int) -> tuple[str, int]:
-    """Remove a key from the pool for good."""
-    db.session.delete(pool.find_upstream_key(db.session, key_id))
+    """Take a key out of the pool for good (soft: its usage history keeps pointing at it)."""
+    pool.delete_upstream_key(db.session, pool.find_upstream_key(db.session, key_id))
     db.session.commit()
     runtime().health.refresh(force=True)
     return "", 204

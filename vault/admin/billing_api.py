@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from flask import Response, jsonify, request
 from pydantic import Field, model_validator
@@ -11,18 +11,20 @@ from sqlalchemy import select
 from vault import accounts
 from vault.admin import bp
 from vault.auth.identity import require_user
-from vault.billing import ledger, prices, queries
+from vault.billing import ledger, limits, prices, queries
 from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat
 from vault.errors import NotFound, ValidationFailed
 from vault.extensions import csrf, db
 from vault.jsonapi import Body, api_key_json, parse_body, read_body, user_json
-from vault.models import BalanceAdjustment, ModelPrice, User
+from vault.models import BalanceAdjustment, GeminiModel, ModelPrice, User
 from vault.proxy.dialects import normalize_model
 from vault.runtime import runtime
 
 Usd = Annotated[Decimal, Field(strict=False, ge=-1_000_000, le=1_000_000, decimal_places=9, allow_inf_nan=False)]
 PricePerMillion = Annotated[Decimal, Field(strict=False, ge=0, le=100_000, decimal_places=9, allow_inf_nan=False)]
+# Per 1,000 requests, as Google lists it; six decimals keep the price of one request a whole nano-USD.
+FeePerThousand = Annotated[Decimal, Field(strict=False, ge=0, le=100_000, decimal_places=6, allow_inf_nan=False)]
 
 
 class BalanceBody(Body):
@@ -47,6 +49,10 @@ class PriceBody(Body):
     input_above: PricePerMillion | None = None
     output_above: PricePerMillion | None = None
     cached_input_above: PricePerMillion | None = None
+    audio_input: PricePerMillion | None = None
+    cached_audio_input: PricePerMillion | None = None
+    grounding_fee: FeePerThousand | None = None
+    grounding_unit: Literal["prompt", "query"] = "prompt"
 
 
 def change_balance(user: User, body: BalanceBody) -> None:
@@ -64,37 +70,58 @@ def adjustment_json(adjustment: BalanceAdjustment) -> dict[str, Any]:
             "created_at": isoformat(adjustment.created_at)}
 
 
+def ledger_json(check: ledger.LedgerCheck) -> dict[str, Any]:
+    """A user's balance checked against the ledger (nano-USD)."""
+    return {"stored_nano_usd": check.stored, "expected_nano_usd": check.expected,
+            "difference_nano_usd": check.difference, "consistent": check.consistent,
+            "adjustments_nano_usd": check.adjustments, "settled_cost_nano_usd": check.settled,
+            "open_holds_nano_usd": check.held, "open_holds": check.open_holds}
+
+
 @bp.get("/api/users/<int:user_id>")
 def show_user(user_id: int) -> Response:
-    """One user with their keys and the ledger of balance changes."""
+    """One user with their keys, the ledger of balance changes and the balance checked against it."""
     user = accounts.get_user(db.session, user_id)
     adjustments = ledger.recent_adjustments(db.session, user_id)
+    (check,) = ledger.check_balances(db.session, user_id)
     return jsonify(user_json(user) | {
         "api_keys": [api_key_json(key) for key in user.api_keys],
         "adjustments": [adjustment_json(a) for a in adjustments],
-        # What the balance should be by the ledger; it differs only while requests are in flight.
-        "ledger_balance_nano_usd": ledger.ledger_balance(db.session, user_id),
+        "ledger_balance_nano_usd": check.expected,
+        "ledger": ledger_json(check),
     })
 
 
-def price_json(row: ModelPrice) -> dict[str, Any]:
-    def usd(nano: int | None) -> float | None:
-        return None if nano is None else nano_to_json(nano)
+def usd(nano: int | None) -> float | None:
+    """nano-USD as a JSON number of USD; None stays None."""
+    return None if nano is None else nano_to_json(nano)
 
+
+def price_json(row: ModelPrice) -> dict[str, Any]:
+    """A model's prices: USD per 1M tokens, the grounding fee in USD per 1,000 grounded prompts or queries."""
+    fee = row.grounding_fee_nano
     return {"model": row.model, "input": usd(row.input_nano), "output": usd(row.output_nano),
             "cached_input": usd(row.cached_nano), "tier_threshold": row.tier_threshold,
             "input_above": usd(row.input_above_nano), "output_above": usd(row.output_above_nano),
-            "cached_input_above": usd(row.cached_above_nano), "updated_at": isoformat(row.updated_at)}
+            "cached_input_above": usd(row.cached_above_nano), "audio_input": usd(row.audio_input_nano),
+            "cached_audio_input": usd(row.audio_cached_nano), "grounding_fee": usd(None if fee is None else fee * 1000),
+            "grounding_unit": row.grounding_unit, "updated_at": isoformat(row.updated_at)}
+
+
+def fallback_json(fallback: prices.Price) -> dict[str, Any]:
+    """What models without a price pay (audio at the input price, grounding per prompt)."""
+    base, above = fallback.base, fallback.above
+    return {"input": nano_to_json(base.input), "output": nano_to_json(base.output),
+            "cached_input": nano_to_json(base.cached), "tier_threshold": fallback.tier_threshold,
+            "input_above": usd(above and above.input), "output_above": usd(above and above.output),
+            "cached_input_above": usd(above and above.cached), "grounding_fee": nano_to_json(base.grounding * 1000)}
 
 
 @bp.get("/api/prices")
 def list_prices() -> Response:
     """Every model price (USD per 1M tokens) and the fallback for unknown models."""
     rows = db.session.scalars(select(ModelPrice).order_by(ModelPrice.model))
-    fallback = runtime().prices.fallback.base
-    return jsonify({"prices": [price_json(row) for row in rows],
-                    "fallback": {"input": nano_to_json(fallback.input), "output": nano_to_json(fallback.output),
-                                 "cached_input": nano_to_json(fallback.cached)}})
+    return jsonify({"prices": [price_json(row) for row in rows], "fallback": fallback_json(runtime().prices.fallback)})
 
 
 def find_price(model: str) -> ModelPrice:
@@ -126,10 +153,25 @@ def put_price(model: str) -> Response:
 @bp.delete("/api/prices/<model>")
 @csrf.exempt
 def delete_price(model: str) -> tuple[str, int]:
-    db.session.delete(find_price(model))
+    prices.remove_price(db.session, find_price(model))
     db.session.commit()
     runtime().prices.refresh()
     return "", 204
+
+
+def model_json(row: GeminiModel) -> dict[str, Any]:
+    """A model's token limits and where they came from."""
+    return {"model": row.model, "input_token_limit": row.input_token_limit,
+            "output_token_limit": row.output_token_limit, "source": row.source,
+            "refreshed_at": isoformat(row.refreshed_at)}
+
+
+@bp.get("/api/models")
+def list_models() -> Response:
+    """The model table (token limits, read-only here) and the limits assumed for models not in it."""
+    default_in, default_out = runtime().prices.default_limits
+    return jsonify({"models": [model_json(row) for row in limits.list_models(db.session)],
+                    "default": {"input_token_limit": default_in, "output_token_limit": default_out}})
 
 
 class UsageQuery(Body):

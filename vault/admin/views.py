@@ -10,9 +10,10 @@ from werkzeug.datastructures import MultiDict
 
 from vault import accounts, pool
 from vault.admin import bp
+from vault.admin.api import refresh_pool
 from vault.admin.forms import AddKeysForm, BalanceForm, InviteForm, KeyLimitForm, PriceForm, UsageFilterForm
 from vault.admin.invites_api import invite_url
-from vault.billing import ledger, queries
+from vault.billing import ledger, limits, queries
 from vault.billing import prices as price_table
 from vault.billing.money import usd_to_nano
 from vault.charts import daily_bars
@@ -27,6 +28,8 @@ from vault.templating import number, usd
 from vault.upstream.failover import check_key
 
 PER_PAGE = 25
+PRICE_FIELDS = ("input", "output", "cached_input", "tier_threshold", "input_above", "output_above",
+                "cached_input_above", "audio_input", "cached_audio_input", "grounding_fee", "grounding_unit")
 
 
 def require_action() -> None:
@@ -68,7 +71,9 @@ def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
     user = accounts.get_user(db.session, user_id)
     recent, total = queries.page(db.session, queries.Filters(user_id=user.id), 1, 20)
     adjustments = ledger.recent_adjustments(db.session, user.id)
+    (check,) = ledger.check_balances(db.session, user.id)
     return render_template("admin/user.html", user=user, recent=recent, total=total, adjustments=adjustments,
+                           check=check,
                            balance_form=balance_form or BalanceForm(formdata=None), action_form=ActionForm(),
                            keys=accounts.list_api_keys(db.session, user),
                            default_rpm=runtime().default_rpm)
@@ -175,7 +180,7 @@ def pool_add():
         form.keys.errors.append(exc.message)
         return pool_page(form), 400
     db.session.commit()
-    runtime().health.refresh(force=True)
+    refresh_pool(results)
     added = sum(result.created for result in results)
     flash(f"Added {added} key(s); {len(results) - added} already in the pool.", "success")
     return redirect(url_for("admin.pool_page"))
@@ -197,11 +202,10 @@ def pool_state(key_id: int):
 def pool_delete(key_id: int):
     require_action()
     key = pool.find_upstream_key(db.session, key_id)
-    masked = key.masked
-    db.session.delete(key)
+    pool.delete_upstream_key(db.session, key)
     db.session.commit()
     runtime().health.refresh(force=True)
-    flash(f"Key {masked} was removed from the pool.", "success")
+    flash(f"Key {key.masked} was removed from the pool.", "success")
     return redirect(url_for("admin.pool_page"))
 
 
@@ -219,9 +223,12 @@ def pool_check(key_id: int):
 
 @bp.get("/prices")
 def prices(form: PriceForm | None = None) -> str:
+    """The price table with its editor, and the model table (token limits) read-only."""
     rows = db.session.scalars(db.select(ModelPrice).order_by(ModelPrice.model)).all()
+    book = runtime().prices
     return render_template("admin/prices.html", rows=rows, form=form or PriceForm(formdata=None),
-                           action_form=ActionForm(), fallback=runtime().prices.fallback.base)
+                           action_form=ActionForm(), fallback=book.fallback, models=limits.list_models(db.session),
+                           default_limits=book.default_limits)
 
 
 @bp.post("/prices")
@@ -229,8 +236,7 @@ def price_save():
     form = PriceForm()
     if not form.validate_on_submit():
         return prices(form), 400
-    fields = {name: form[name].data for name in ("input", "output", "cached_input", "tier_threshold",
-                                                 "input_above", "output_above", "cached_input_above")}
+    fields = {name: form[name].data for name in PRICE_FIELDS}
     model = normalize_model(form.model.data)
     price_table.upsert_price(db.session, model, price_table.PriceInput(**fields))
     db.session.commit()
@@ -245,7 +251,7 @@ def price_delete(model: str):
     row = db.session.get(ModelPrice, model)
     if row is None:
         raise NotFound("No price for this model.")
-    db.session.delete(row)
+    price_table.remove_price(db.session, row)
     db.session.commit()
     runtime().prices.refresh()
     flash(f"Prices of {model} removed; it now pays the fallback price.", "success")
@@ -297,9 +303,9 @@ def usage() -> tuple[str, int]:
                            emails=emails), 200 if filters else 400
 
 
-CSV_COLUMNS = ["started_at", "request_id", "user_id", "api_key_id", "upstream_key_id", "endpoint", "model", "status",
-               "streamed", "ending", "prompt_tokens", "cached_tokens", "output_tokens", "thoughts_tokens",
-               "total_tokens", "cost_usd", "first_byte_ms", "total_ms", "error"]
+CSV_COLUMNS = ["started_at", "settlement_id", "client_request_id", "user_id", "api_key_id", "upstream_key_id",
+               "endpoint", "model", "status", "streamed", "ending", "usage_source", "prompt_tokens", "cached_tokens",
+               "output_tokens", "thoughts_tokens", "total_tokens", "cost_usd", "first_byte_ms", "total_ms", "error"]
 
 
 def csv_safe(value):
@@ -321,7 +327,7 @@ def usage_csv() -> Response:
     writer.writerow(CSV_COLUMNS)
     for record in records:
         row = queries.record_json(record)
-        values = [row["started_at"], *(row[c] for c in CSV_COLUMNS[1:15]), row["cost"], row["first_byte_ms"],
+        values = [row["started_at"], *(row[c] for c in CSV_COLUMNS[1:17]), row["cost"], row["first_byte_ms"],
                   row["total_ms"], row["error"] or ""]
         writer.writerow([csv_safe(value) for value in values])
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")

@@ -1,66 +1,101 @@
-"""The ledger: holds taken before forwarding, settlement after, and admin adjustments.
+"""The ledger: holds taken before forwarding, settlement after, the sweeper, admin adjustments.
 
 Every amount is integer nano-USD (see `vault.billing.money`). Balances only move through
 single conditional UPDATE statements, never a read-modify-write in Python, so concurrent
 requests on SQLite and PostgreSQL add up exactly.
+
+Each request is keyed by a settlement id the server makes. Taking a hold writes a
+`pending_holds` row in the same transaction; settling deletes that row, writes the usage
+record and refunds `hold − cost` in one transaction. So at every commit, for every user:
+
+    balance = Σ adjustments − Σ settled costs − Σ open holds
+
+which `check_balances` verifies. A hold nobody settles (its worker died, or the database
+stayed away through every retry) is settled by `sweep_abandoned` once it expires.
 """
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vault.billing.prices import Rates
 from vault.billing.usage import Usage
+from vault.clock import utcnow
 from vault.errors import Conflict, PaymentRequired
-from vault.models import ApiKey, BalanceAdjustment, UpstreamKey, UsageRecord, User
+from vault.models import ApiKey, BalanceAdjustment, PendingHold, UpstreamKey, UsageRecord, User
+
+log = logging.getLogger(__name__)
+
+users, api_keys, upstream_keys = User.__table__, ApiKey.__table__, UpstreamKey.__table__
+holds, records = PendingHold.__table__, UsageRecord.__table__
 
 RESERVE_FULL = (
-    update(User.__table__)
-    .where(User.__table__.c.id == bindparam("user_id"), User.__table__.c.balance_nano >= bindparam("hold"))
-    .values(balance_nano=User.__table__.c.balance_nano - bindparam("hold"))
+    update(users)
+    .where(users.c.id == bindparam("user_id"), users.c.balance_nano >= bindparam("need"))
+    .values(balance_nano=users.c.balance_nano - bindparam("hold"))
 )
 TAKE_REST = (
-    update(User.__table__)
-    .where(User.__table__.c.id == bindparam("user_id"), User.__table__.c.balance_nano == bindparam("seen"))
-    .values(balance_nano=0)
+    update(users)
+    .where(users.c.id == bindparam("user_id"), users.c.balance_nano == bindparam("seen"))
+    .values(balance_nano=bindparam("left"))
 )
-READ_BALANCE = select(User.__table__.c.balance_nano).where(User.__table__.c.id == bindparam("user_id"))
+READ_BALANCE = select(users.c.balance_nano).where(users.c.id == bindparam("user_id"))
+INSERT_HOLD = insert(holds)
+SPENT = "Your balance is spent; ask an admin to add credit."
+TOO_LOW = "Your balance cannot cover the smallest cost of this request; ask an admin to add credit."
 
 
-def reserve(session: Session, user_id: int, hold: int, attempts: int = 5) -> int:
-    """Reserve up to `hold` from the balance and commit; return what was taken.
+def reserve(session: Session, user_id: int, settlement_id: str, amount: int, minimum: int | None = None, *,
+            endpoint: str, model: str, expires_at: datetime, estimate_nano: int = 0, api_key_id: int | None = None,
+            client_request_id: str | None = None, overdraft: int = 0, attempts: int = 5) -> int:
+    """Hold up to `amount` of the balance for request `settlement_id`, commit, return what was held.
 
-    One conditional UPDATE takes the full hold when the balance covers it. Otherwise a
+    One conditional UPDATE takes the full amount when the balance covers it. Otherwise a
     positive balance is taken whole with a compare-and-swap on the value just read (so a
-    concurrent change makes it retry, never double-spend). `PaymentRequired` when the
-    balance is spent.
+    concurrent change makes it retry, never double-spend). The `pending_holds` row is
+    written in the same transaction; a free call (`amount` 0) holds nothing and writes none.
+    `PaymentRequired` when the balance is spent, or below `minimum` when that is given.
+    `estimate_nano` is what the sweeper charges should the request never be settled.
+    `overdraft` is how far below zero a hold may take a (positive) balance.
     """
+    need = max(amount, minimum or 0)
+    row = {"settlement_id": settlement_id, "client_request_id": (client_request_id or None) and client_request_id[:64],
+           "user_id": user_id, "api_key_id": api_key_id, "endpoint": endpoint[:64], "model": model[:128],
+           "estimate_nano": estimate_nano, "created_at": utcnow(), "expires_at": expires_at}
     for _ in range(attempts):
-        if hold > 0 and session.execute(RESERVE_FULL, {"user_id": user_id, "hold": hold}).rowcount:
-            session.commit()
-            return hold
+        full = {"user_id": user_id, "need": max(need - overdraft, 1), "hold": amount}
+        if amount > 0 and session.execute(RESERVE_FULL, full).rowcount:
+            return keep_hold(session, row, amount)
         seen = session.execute(READ_BALANCE, {"user_id": user_id}).scalar_one()
-        if seen <= 0:
+        if seen <= 0 or (minimum is not None and seen + overdraft < minimum):
             session.rollback()
-            raise PaymentRequired("Your balance is spent; ask an admin to add credit.")
-        if hold == 0:
+            raise PaymentRequired(SPENT if seen <= 0 else TOO_LOW)
+        if amount == 0:
             session.rollback()
             return 0
-        if session.execute(TAKE_REST, {"user_id": user_id, "seen": seen}).rowcount:
-            session.commit()
-            return seen
-        session.rollback()
+        rest = {"user_id": user_id, "seen": seen, "left": -overdraft}
+        if seen + overdraft < need and session.execute(TAKE_REST, rest).rowcount:
+            return keep_hold(session, row, seen + overdraft)
+        session.rollback()  # the balance moved under us (or grew enough for the full amount): again
     raise PaymentRequired("Your balance is changing too fast to reserve; retry.")
+
+
+def keep_hold(session: Session, row: dict, amount: int) -> int:
+    """Record the hold just taken from the balance, in the same transaction, and commit."""
+    session.execute(INSERT_HOLD, row | {"amount_nano": amount})
+    session.commit()
+    return amount
 
 
 @dataclass
 class Settlement:
     """Everything the ledger keeps about one finished request."""
 
-    request_id: str
+    settlement_id: str
     user_id: int
     api_key_id: int | None
     endpoint: str
@@ -74,30 +109,34 @@ class Settlement:
     upstream_key_id: int | None = None
     priced_model: str = ""
     usage: Usage = field(default_factory=Usage)
+    usage_source: str = "reported"
     rates: Rates = field(default_factory=lambda: Rates(0, 0, 0))
     cost: int = 0
     hold: int = 0
     first_byte_ms: int | None = None
     error: str | None = None
+    client_request_id: str | None = None
 
     def record_values(self) -> dict:
         usage = self.usage
         return {
-            "request_id": self.request_id, "user_id": self.user_id, "api_key_id": self.api_key_id,
+            "settlement_id": self.settlement_id, "client_request_id": (self.client_request_id or None) and
+            self.client_request_id[:64], "user_id": self.user_id, "api_key_id": self.api_key_id,
             "upstream_key_id": self.upstream_key_id, "endpoint": self.endpoint, "model": self.model[:128],
             "priced_model": self.priced_model[:128], "status": self.status, "streamed": self.streamed,
-            "ending": self.ending, "prompt_tokens": usage.prompt, "cached_tokens": usage.cached,
-            "tool_prompt_tokens": usage.tool_prompt, "candidates_tokens": usage.candidates,
-            "thoughts_tokens": usage.thoughts, "output_tokens": usage.output, "total_tokens": usage.total,
-            "price_input_nano": self.rates.input, "price_output_nano": self.rates.output,
-            "price_cached_nano": self.rates.cached, "cost_nano": self.cost, "hold_nano": self.hold,
-            "first_byte_ms": self.first_byte_ms, "total_ms": self.total_ms, "started_at": self.started_at,
-            "finished_at": self.finished_at, "error": (self.error or None) and self.error[:255],
+            "ending": self.ending, "usage_source": self.usage_source[:16], "prompt_tokens": usage.prompt,
+            "cached_tokens": usage.cached, "tool_prompt_tokens": usage.tool_prompt,
+            "candidates_tokens": usage.candidates, "thoughts_tokens": usage.thoughts, "output_tokens": usage.output,
+            "total_tokens": usage.total, "price_input_nano": self.rates.input,
+            "price_output_nano": self.rates.output, "price_cached_nano": self.rates.cached, "cost_nano": self.cost,
+            "hold_nano": self.hold, "first_byte_ms": self.first_byte_ms, "total_ms": self.total_ms,
+            "started_at": self.started_at, "finished_at": self.finished_at,
+            "error": (self.error or None) and self.error[:255],
         }
 
 
-users, api_keys, upstream_keys = User.__table__, ApiKey.__table__, UpstreamKey.__table__
-INSERT_RECORD = insert(UsageRecord.__table__)
+DELETE_HOLD = delete(holds).where(holds.c.settlement_id == bindparam("settlement_id"))
+INSERT_RECORD = insert(records)
 SETTLE_USER = (
     update(users).where(users.c.id == bindparam("user_id"))
     .values(balance_nano=users.c.balance_nano + bindparam("refund"), request_count=users.c.request_count + 1,
@@ -117,15 +156,33 @@ SETTLE_UPSTREAM_KEY = (
 
 
 def settle(session: Session, entry: Settlement) -> bool:
-    """Write the usage record and move balance and counters, in one transaction.
+    """Replace the request's hold by its usage record, in one transaction; True if written.
 
-    Returns False (and changes nothing) if this request id was already settled.
+    False (and nothing changed) only when a record with this settlement id exists: the
+    request is already settled. A reference to a row deleted meanwhile (a Vault key or an
+    upstream key) is dropped rather than losing the charge; any other database error
+    propagates for the caller to retry, and the pending hold stays until then.
     """
     try:
-        session.execute(INSERT_RECORD, entry.record_values())
+        write_settlement(session, entry)
     except IntegrityError:
         session.rollback()
-        return False
+        if is_settled(session, entry.settlement_id):
+            return False
+        kept = without_missing_references(session, entry)
+        if kept is entry:
+            raise
+        log.warning("settlement %s: the Vault key or upstream key it names is gone; recorded without it",
+                    entry.settlement_id)
+        return settle(session, kept)
+    return True
+
+
+def write_settlement(session: Session, entry: Settlement) -> None:
+    # The hold goes first: on PostgreSQL a concurrent sweeper holding it (FOR UPDATE) makes
+    # this wait, then find the record written, instead of the two deadlocking.
+    session.execute(DELETE_HOLD, {"settlement_id": entry.settlement_id})
+    session.execute(INSERT_RECORD, entry.record_values())
     usage = entry.usage
     amounts = {"cost": entry.cost, "tokens": usage.total, "moment": entry.finished_at}
     session.execute(SETTLE_USER, amounts | {"user_id": entry.user_id, "refund": entry.hold - entry.cost})
@@ -136,7 +193,85 @@ def settle(session: Session, entry: Settlement) -> bool:
     if entry.upstream_key_id is not None:
         session.execute(SETTLE_UPSTREAM_KEY, {"upstream_key_id": entry.upstream_key_id, "moment": entry.finished_at})
     session.commit()
-    return True
+
+
+def is_settled(session: Session, settlement_id: str) -> bool:
+    """Whether a usage record with this settlement id exists."""
+    found = session.scalar(select(records.c.id).where(records.c.settlement_id == settlement_id))
+    session.rollback()
+    return found is not None
+
+
+def without_missing_references(session: Session, entry: Settlement) -> Settlement:
+    """`entry` without the key ids whose rows no longer exist (itself if none is missing)."""
+    missing = {}
+    for name, table in (("api_key_id", api_keys), ("upstream_key_id", upstream_keys)):
+        key_id = getattr(entry, name)
+        if key_id is not None and session.scalar(select(table.c.id).where(table.c.id == key_id)) is None:
+            missing[name] = None
+    session.rollback()
+    return replace(entry, **missing) if missing else entry
+
+
+ABANDONED = "never settled: its worker stopped or the database stayed unreachable"
+LONGEST_MS = 2**31 - 1
+
+
+def sweep_abandoned(session: Session, now: datetime, batch: int = 500) -> int:
+    """Settle every hold past its expiry as an abandoned request; return how many this call settled.
+
+    Safe with any number of workers and hosts at once: each hold is claimed and settled in
+    its own transaction (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so a hold another sweeper
+    is settling is skipped), and the unique settlement id makes a second settlement
+    impossible. A request that does finish after its hold was swept finds itself settled
+    and changes nothing. Holds are read in batches of `batch`, each batch after the last, so
+    a sweep always ends; a database error ends it early (the rest wait for the next sweep).
+    """
+    swept, after = 0, 0
+    while True:
+        due = session.scalars(select(holds.c.id).where(holds.c.expires_at <= now, holds.c.id > after)
+                              .order_by(holds.c.id).limit(batch)).all()
+        session.rollback()
+        for hold_id in due:
+            try:
+                swept += settle_abandoned(session, hold_id, now)
+            except SQLAlchemyError as exc:
+                session.rollback()
+                log.warning("sweeper stopped at hold %s (%s); the rest stay pending for the next sweep", hold_id,
+                            type(exc).__name__)
+                return swept
+        if len(due) < batch:
+            return swept
+        after = due[-1]
+
+
+def settle_abandoned(session: Session, hold_id: int, now: datetime) -> bool:
+    """Claim one expired hold and settle it at its estimate (at most the hold)."""
+    query = select(PendingHold).where(PendingHold.id == hold_id, PendingHold.expires_at <= now)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    hold = session.scalars(query).one_or_none()
+    if hold is None:
+        session.rollback()  # settled meanwhile, or another worker is on it
+        return False
+    entry = abandoned_settlement(hold, now)
+    settled = settle(session, entry)
+    if settled:
+        log.warning("settlement %s: abandoned hold of user %s settled at its estimate %s of %s nano-USD",
+                    entry.settlement_id, entry.user_id, entry.cost, entry.hold)
+    return settled
+
+
+def abandoned_settlement(hold: PendingHold, now: datetime) -> Settlement:
+    """The settlement of a request nobody finished: status 0 (unknown), cost = its estimate."""
+    elapsed = int((now - hold.created_at).total_seconds() * 1000)
+    return Settlement(
+        settlement_id=hold.settlement_id, user_id=hold.user_id, api_key_id=hold.api_key_id, endpoint=hold.endpoint,
+        model=hold.model, status=0, started_at=hold.created_at, finished_at=now,
+        total_ms=max(0, min(elapsed, LONGEST_MS)), ending="abandoned", usage_source="estimated",
+        cost=min(hold.estimate_nano, hold.amount_nano), hold=hold.amount_nano, error=ABANDONED,
+        client_request_id=hold.client_request_id,
+    )
 
 
 def record_signup_credit(session: Session, user: User) -> None:
@@ -153,16 +288,27 @@ def add_to_balance(session: Session, user_id: int, admin_id: int, amount: int, r
     return adjustment
 
 
+OPEN_HOLDS = (select(func.coalesce(func.sum(holds.c.amount_nano), 0))
+              .where(holds.c.user_id == users.c.id).scalar_subquery())
+READ_BALANCE_AND_HOLDS = select(users.c.balance_nano, OPEN_HOLDS).where(users.c.id == bindparam("user_id"))
+
+
 def set_balance(session: Session, user_id: int, admin_id: int, value: int, reason: str,
                 attempts: int = 10) -> BalanceAdjustment:
-    """Set a balance to `value`, recording the change it made (compare-and-swap, retried)."""
+    """Set a balance to `value` minus what the user's requests in flight end up costing.
+
+    The stored balance becomes `value − Σ open holds` (compare-and-swap, retried), and the
+    change is recorded; as each hold settles it refunds `hold − cost`, so once nothing is in
+    flight the balance is `value − their cost`.
+    """
     for _ in range(attempts):
-        seen = session.execute(READ_BALANCE, {"user_id": user_id}).scalar_one()
+        seen, held = session.execute(READ_BALANCE_AND_HOLDS, {"user_id": user_id}).one()
+        target = value - int(held)
         swapped = session.execute(
-            update(users).where(users.c.id == user_id, users.c.balance_nano == seen).values(balance_nano=value)
+            update(users).where(users.c.id == user_id, users.c.balance_nano == seen).values(balance_nano=target)
         ).rowcount
         if swapped:
-            adjustment = BalanceAdjustment(user_id=user_id, admin_id=admin_id, kind="set", amount_nano=value - seen,
+            adjustment = BalanceAdjustment(user_id=user_id, admin_id=admin_id, kind="set", amount_nano=target - seen,
                                            reason=reason)
             session.add(adjustment)
             return adjustment
@@ -176,12 +322,57 @@ def recent_adjustments(session: Session, user_id: int, limit: int = 100) -> list
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class LedgerCheck:
+    """One user's stored balance next to the balance the ledger gives."""
+
+    user_id: int
+    email: str
+    stored: int
+    adjustments: int
+    settled: int
+    held: int
+    open_holds: int
+
+    @property
+    def expected(self) -> int:
+        """Adjustments (signup credit included) minus settled costs minus open holds."""
+        return self.adjustments - self.settled - self.held
+
+    @property
+    def difference(self) -> int:
+        return self.stored - self.expected
+
+    @property
+    def consistent(self) -> bool:
+        return self.difference == 0
+
+
+def check_balances(session: Session, user_id: int | None = None) -> list[LedgerCheck]:
+    """Every user's (or one user's) balance checked against the ledger, in one statement.
+
+    One statement reads one snapshot on PostgreSQL, so requests settling meanwhile never
+    show as a difference.
+    """
+    def per_user(table, *columns):
+        query = select(table.c.user_id, *columns).group_by(table.c.user_id)
+        return (query if user_id is None else query.where(table.c.user_id == user_id)).subquery()
+
+    adjustments = BalanceAdjustment.__table__
+    adjusted = per_user(adjustments, func.sum(adjustments.c.amount_nano).label("total"))
+    spent = per_user(records, func.sum(records.c.cost_nano).label("total"))
+    held = per_user(holds, func.sum(holds.c.amount_nano).label("total"), func.count(holds.c.id).label("count"))
+    query = (
+        select(users.c.id, users.c.email, users.c.balance_nano, func.coalesce(adjusted.c.total, 0),
+               func.coalesce(spent.c.total, 0), func.coalesce(held.c.total, 0), func.coalesce(held.c.count, 0))
+        .outerjoin(adjusted, adjusted.c.user_id == users.c.id).outerjoin(spent, spent.c.user_id == users.c.id)
+        .outerjoin(held, held.c.user_id == users.c.id).order_by(users.c.id)
+    )
+    if user_id is not None:
+        query = query.where(users.c.id == user_id)
+    return [LedgerCheck(row[0], row[1], *(int(value) for value in row[2:])) for row in session.execute(query)]
+
+
 def ledger_balance(session: Session, user_id: int) -> int:
-    """A balance recomputed from the ledger: adjustments minus the cost of every request."""
-    adjusted = session.scalar(
-        select(func.coalesce(func.sum(BalanceAdjustment.amount_nano), 0)).where(BalanceAdjustment.user_id == user_id)
-    )
-    spent = session.scalar(
-        select(func.coalesce(func.sum(UsageRecord.cost_nano), 0)).where(UsageRecord.user_id == user_id)
-    )
-    return int(adjusted) - int(spent)
+    """A balance recomputed from the ledger: adjustments − settled costs − open holds."""
+    return check_balances(session, user_id)[0].expected

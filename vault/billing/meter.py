@@ -2,6 +2,19 @@
 
 Plain Python over explicit collaborators, so it is safe inside a streaming generator long
 after the view returned. `finish()` settles exactly once, whatever path ends the request.
+
+The settlement id is made here, never taken from the client: the caller's `X-Request-Id`
+is only kept on the record for tracing. A settlement that meets a database error is
+retried a few times (`SETTLE_RETRY_DELAYS`, a short blocking wait: it runs in the
+response's close callback, after the client has its answer); if it still fails, the hold
+stays pending and the sweeper settles it when it expires.
+
+Sizing and charging (see `vault.billing.estimate`): the hold covers the request's worst case;
+when the balance cannot, the output cap is lowered to what it covers (`output_cap`,
+`lowered_cap`) and the request is refused only below `HoldPolicy.min_output_tokens`. The
+charge is the upstream's own usage when it reported it for the whole answer; otherwise (no
+usage, or a stream ended early) it is the best of what was reported so far and the estimate
+of what was delivered, recorded with `usage_source = "estimated"`.
 """
 
 import logging
@@ -9,88 +22,171 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vault.billing import estimate, ledger, prices
-from vault.billing.usage import NO_USAGE, Usage
+from vault.billing.usage import NO_USAGE, Evidence, Usage
 from vault.clock import utcnow
+from vault.security import off_hub
 
 log = logging.getLogger(__name__)
+
+# Seconds to wait before each new attempt at a settlement that met a database error.
+SETTLE_RETRY_DELAYS = (0.05, 0.25, 1.0)
 
 
 @dataclass(frozen=True)
 class HoldPolicy:
-    """How holds are sized."""
+    """How holds are sized: the smallest hold, the smallest output cap a request whose worst
+    case the balance cannot cover is admitted with (402 below), and how far below zero a hold
+    may take a balance."""
 
-    default_output_tokens: int
     floor_nano: int
+    min_output_tokens: int = 1024
+    overdraft_nano: int = 0
+    max_age_seconds: float = 3600.0  # a hold older than this is swept as abandoned
 
 
 class Meter:
     """Meters one proxied request for `user_id` on Vault key `api_key_id`."""
 
     def __init__(self, session_factory: Callable[[], Session], price_book: prices.PriceBook, policy: HoldPolicy,
-                 user_id: int, api_key_id: int, endpoint: str, request_id: str | None = None,
+                 user_id: int, api_key_id: int, endpoint: str, client_request_id: str | None = None,
                  observe: Callable[[ledger.Settlement], None] | None = None):
         self._sessions = session_factory
         self._prices = price_book
         self._policy = policy
-        self.request_id = request_id or uuid.uuid4().hex
+        self.settlement_id = uuid.uuid4().hex
+        self.client_request_id = client_request_id
         self.user_id, self.api_key_id, self.endpoint = user_id, api_key_id, endpoint
         self.model, self.streamed = "", False
         self.price = prices.FREE
         self.hold = 0
+        self.request: estimate.RequestEstimate | None = None  # billable calls only
+        self.worst_input = 0
+        self.output_cap = 0  # output tokens per candidate the hold covers
+        self.lowered_cap: int | None = None  # set when that is below what the request allows
+        self._price_version: int | None = None
         self.started_at: datetime = utcnow()
         self._started = time.perf_counter()
         self._first_byte_ms: int | None = None
         self._settled = False
         self._observe = observe
 
-    def describe(self, model: str, streamed: bool, billable: bool) -> None:
-        """Name the model, the kind of answer and whether the allow-listed action is billed."""
+    def describe(self, model: str, streamed: bool, billable: bool, price_version: int | None = None) -> None:
+        """Name the model, the kind of answer and whether the allow-listed action is billed.
+
+        `price_version` is the price version read with the caller's key: the price book
+        reloads first if it holds another, so a price edit applies to this very request.
+        """
         self.model, self.streamed = model, streamed
         if billable:
-            self.price = self._prices.lookup(model)
+            self.price = self._prices.lookup(model, price_version)
+            self._price_version = price_version
 
-    def reserve(self, size: int, payload: object) -> None:
-        """Hold the estimated cost (nothing for free calls); `PaymentRequired` if spent.
+    def reserve(self, size: int, payload: object, large: bool = False) -> None:
+        """Hold the request's worst case, or as much of it as the balance covers with at least
+        the minimum output cap (nothing for free calls); `PaymentRequired` below that.
 
-        `payload` is the parsed request body, `size` its length in bytes.
+        `payload` is the parsed request body, `size` its length in bytes; a `large` one is read
+        off the gevent hub. Sets `output_cap`, and `lowered_cap` when the upstream must be told.
         """
-        amount = 0
+        amount, minimum, plan = 0, None, None
         if self.price is not prices.FREE:
-            amount = estimate.estimate_hold(size, payload, self.price, self._policy.default_output_tokens,
-                                           self._policy.floor_nano)
+            self.request = (off_hub(estimate.read_request, self.endpoint, payload, size) if large
+                            else estimate.read_request(self.endpoint, payload, size))
+            plan = estimate.plan_hold(self.request, self.price, self._prices.limits(self.model, self._price_version),
+                                      self._policy.min_output_tokens, self._policy.floor_nano)
+            amount, minimum, self.worst_input = plan.amount, plan.minimum, plan.worst_input
+        expires_at = utcnow() + timedelta(seconds=self._policy.max_age_seconds)
         with self._sessions() as session:
-            self.hold = ledger.reserve(session, self.user_id, amount)
+            self.hold = ledger.reserve(session, self.user_id, self.settlement_id, amount, minimum,
+                                       endpoint=self.endpoint, model=self.model, expires_at=expires_at,
+                                       estimate_nano=plan.estimate_nano if plan else 0, api_key_id=self.api_key_id,
+                                       client_request_id=self.client_request_id,
+                                       overdraft=self._policy.overdraft_nano)
+        if plan is not None:
+            self.output_cap = plan.cap_for(self.hold)
+            self.lowered_cap = self.output_cap if self.output_cap < plan.allowed_cap else None
+
+    def charged(self, evidence: Evidence, complete: bool = True) -> tuple[Usage, str]:
+        """The usage to charge for what an answer showed, and its source ("reported" or "estimated").
+
+        The upstream's usage when it reported it for a `complete` answer; the estimate when it
+        reported none; for an answer ended early, the best of the two (`estimate.merged`).
+        """
+        if self.request is None or (complete and evidence.reported is not None):
+            return evidence.usage, "reported"
+        guess = estimate.estimated_usage(self.request, evidence.output_chars, self.output_cap, self.worst_input,
+                                         evidence.grounding)
+        if evidence.reported is None:
+            return guess, "estimated"
+        best = estimate.merged(evidence.usage, guess)
+        return best, "reported" if best == evidence.usage else "estimated"
+
+    def cost(self, usage: Usage) -> int:
+        """What `usage` costs at this request's price."""
+        return prices.cost_nano(usage, self.price.rates_for(usage.prompt))
+
+    def passes_hold(self, evidence: Evidence) -> bool:
+        """Whether a stream that has shown `evidence` so far costs more than its hold."""
+        return self.request is not None and self.cost(self.charged(evidence, complete=False)[0]) > self.hold
 
     def first_byte(self) -> None:
         """Note when the answer started reaching the client."""
         if self._first_byte_ms is None:
             self._first_byte_ms = int((time.perf_counter() - self._started) * 1000)
 
-    def finish(self, status: int, usage: Usage = NO_USAGE, upstream_key_id: int | None = None,
+    def finish(self, status: int, evidence: Evidence | None = None, upstream_key_id: int | None = None,
                ending: str = "completed", error: str | None = None) -> None:
-        """Settle: record the request, charge what it used, release the rest of the hold."""
+        """Settle: record the request, charge what it used, release the rest of the hold.
+
+        `evidence` is what the answer delivered showed (None: no answer to charge for).
+        """
         if self._settled:
             return
         self._settled = True
+        usage, source = self.charged(evidence, ending == "completed") if evidence else (NO_USAGE, "reported")
         rates = self.price.rates_for(usage.prompt)
         entry = ledger.Settlement(
-            request_id=self.request_id, user_id=self.user_id, api_key_id=self.api_key_id, endpoint=self.endpoint,
+            settlement_id=self.settlement_id, user_id=self.user_id, api_key_id=self.api_key_id, endpoint=self.endpoint,
             model=self.model, status=status, started_at=self.started_at, finished_at=utcnow(),
             total_ms=int((time.perf_counter() - self._started) * 1000), ending=ending, streamed=self.streamed,
             upstream_key_id=upstream_key_id, priced_model=self.price.model, usage=usage, rates=rates,
             cost=prices.cost_nano(usage, rates), hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
+            client_request_id=self.client_request_id, usage_source=source,
         )
         if self._observe is not None:
             self._observe(entry)
-        try:
-            with self._sessions() as session:
-                ledger.settle(session, entry)
-        except Exception:
-            # Never lose the hold silently: the log line lets an operator settle by hand.
-            log.exception("settlement failed: request %s user %s hold %s cost %s", self.request_id, self.user_id,
-                          entry.hold, entry.cost)
+        self._settle(entry)
+
+    def _settle(self, entry: ledger.Settlement) -> None:
+        """Write the settlement, retrying database errors; never lose it silently."""
+        for attempt, delay in enumerate((*SETTLE_RETRY_DELAYS, None)):
+            try:
+                with self._sessions() as session:
+                    settled = ledger.settle(session, entry)
+            except SQLAlchemyError as exc:
+                if delay is None:
+                    return self._keep_pending(entry)
+                log.warning("settlement %s failed (%s); retrying in %ss", entry.settlement_id, type(exc).__name__,
+                            delay)
+                time.sleep(delay)
+                continue
+            except Exception:
+                return self._keep_pending(entry)
+            if not settled and attempt == 0:
+                log.warning("settlement %s was already settled (swept as abandoned?); its cost %s was not charged",
+                            entry.settlement_id, entry.cost)
+            elif not settled:
+                log.warning("settlement %s found already written on retry (an earlier attempt's commit, or the "
+                            "sweeper)", entry.settlement_id)
+            return None
+
+    def _keep_pending(self, entry: ledger.Settlement) -> None:
+        # Called while handling the error, so the log line carries its traceback.
+        log.exception("settlement %s FAILED: user %s hold %s cost %s; the hold stays pending for the sweeper",
+                      entry.settlement_id, entry.user_id, entry.hold, entry.cost)

@@ -67,10 +67,12 @@ def by_day_and_model(session: Session, filters: Filters) -> list[dict[str, Any]]
 def record_json(record: UsageRecord) -> dict[str, Any]:
     """The public form of a usage record (no secrets: key ids only)."""
     return {
-        "id": record.id, "request_id": record.request_id, "user_id": record.user_id,
+        "id": record.id, "settlement_id": record.settlement_id, "client_request_id": record.client_request_id,
+        "user_id": record.user_id,
         "api_key_id": record.api_key_id, "upstream_key_id": record.upstream_key_id, "endpoint": record.endpoint,
         "model": record.model, "priced_model": record.priced_model, "status": record.status,
-        "streamed": record.streamed, "ending": record.ending, "prompt_tokens": record.prompt_tokens,
+        "streamed": record.streamed, "ending": record.ending, "usage_source": record.usage_source,
+        "prompt_tokens": record.prompt_tokens,
         "cached_tokens": record.cached_tokens, "tool_prompt_tokens": record.tool_prompt_tokens,
         "candidates_tokens": record.candidates_tokens, "thoughts_tokens": record.thoughts_tokens,
         "output_tokens": record.output_tokens, "total_tokens": record.total_tokens,

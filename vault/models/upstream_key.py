@@ -12,10 +12,15 @@ from vault.models.types import UTCDateTime
 
 
 class UpstreamKeyState(enum.StrEnum):
-    """Whether the rotator may hand the key out at all (cooldowns are tracked per model)."""
+    """Whether the rotator may hand the key out at all (cooldowns are tracked per model).
+
+    `deleted` is an admin's removal: the row stays so usage records keep pointing at it and
+    requests still in flight on it settle, but the key is out of the pool for good.
+    """
 
     ACTIVE = "active"
     DISABLED = "disabled"
+    DELETED = "deleted"
 
 
 class UpstreamKey(db.Model):
@@ -24,7 +29,8 @@ class UpstreamKey(db.Model):
     `secret_encrypted` is a Fernet token of the key; `fingerprint` is a keyed hash used to
     refuse duplicates without decrypting; `masked` is the only form ever displayed.
     A disabled key with `disabled_until` set comes back by itself; without it, an admin
-    must re-enable it.
+    must re-enable it. A deleted key (`deleted_at` set) has its secret wiped and is hidden
+    everywhere; adding the same key again revives the row (the fingerprint still matches).
     """
 
     __tablename__ = "upstream_keys"
@@ -49,6 +55,7 @@ class UpstreamKey(db.Model):
     request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     failure_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     cooldowns = relationship("UpstreamCooldown", cascade="all, delete-orphan", passive_deletes=True,
                              order_by="UpstreamCooldown.model")

@@ -19,15 +19,22 @@ class UsageRecord(db.Model):
     Token classes follow Gemini: `prompt_tokens` includes `cached_tokens`; `output_tokens`
     is candidates plus thoughts; `tool_prompt_tokens` is input-side. Prices are the ones
     charged (nano-USD per 1M tokens, after tiering); `cost_nano` is what the balance paid
-    and `hold_nano` what was reserved before forwarding. `request_id` makes settlement
-    idempotent.
+    and `hold_nano` what was reserved before forwarding.
+
+    `settlement_id` is made by the server for each request (never taken from the client)
+    and is the ledger key: its uniqueness makes a second settlement of the same request
+    impossible. `client_request_id` is the traced `X-Request-Id` (the caller's if it looked
+    sane), kept for correlation only. `usage_source` says whether the tokens are the ones
+    the upstream `reported` or `estimated` by the Vault (no usage reported, or an abandoned
+    request settled by the sweeper).
     """
 
     __tablename__ = "usage_records"
     __table_args__ = (Index("ix_usage_records_user_started", "user_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(32), unique=True)
+    settlement_id: Mapped[str] = mapped_column(String(32), unique=True)
+    client_request_id: Mapped[str | None] = mapped_column(String(64), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
     upstream_key_id: Mapped[int | None] = mapped_column(ForeignKey("upstream_keys.id", ondelete="SET NULL"))
@@ -37,6 +44,7 @@ class UsageRecord(db.Model):
     status: Mapped[int] = mapped_column(index=True)
     streamed: Mapped[bool] = mapped_column(default=False)
     ending: Mapped[str] = mapped_column(String(32))
+    usage_source: Mapped[str] = mapped_column(String(16), default="reported", server_default="reported")
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     tool_prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
@@ -56,7 +64,35 @@ class UsageRecord(db.Model):
     error: Mapped[str | None] = mapped_column(String(255))
 
     def __repr__(self) -> str:
-        return f"<UsageRecord {self.request_id} {self.model} {self.status} {self.cost_nano}n$>"
+        return f"<UsageRecord {self.settlement_id} {self.model} {self.status} {self.cost_nano}n$>"
+
+
+class PendingHold(db.Model):
+    """Money reserved for a request that has not been settled yet.
+
+    Written in the same transaction as the hold is taken from the balance, deleted in the
+    same transaction as the usage record is written, so every open hold is on record. A hold
+    still here after `expires_at` belongs to a request whose worker died or whose settlement
+    kept failing: the sweeper settles it as `abandoned`, charging `estimate_nano` (at most
+    `amount_nano`).
+    """
+
+    __tablename__ = "pending_holds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    settlement_id: Mapped[str] = mapped_column(String(32), unique=True)
+    client_request_id: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    amount_nano: Mapped[int] = mapped_column(BigInteger)
+    estimate_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    def __repr__(self) -> str:
+        return f"<PendingHold {self.settlement_id} user {self.user_id} {self.amount_nano}n$>"
 
 
 class BalanceAdjustment(db.Model):
@@ -82,6 +118,11 @@ class ModelPrice(db.Model):
 
     When a request's prompt exceeds `tier_threshold` tokens, the `*_above_nano` prices apply
     to the whole request, as Gemini's Pro models are priced above 200k tokens.
+    Audio prompt tokens pay `audio_input_nano` (cached: `audio_cached_nano`); empty means the
+    text price. Above the tier, audio pays the higher tier's input prices (no model Google
+    lists has both a tier and an audio price). `grounding_fee_nano` is charged per request
+    grounded with Google Search (`grounding_unit` = `prompt`) or per search query the model
+    ran (`query`, as Gemini 3 is billed); empty means no fee.
     """
 
     __tablename__ = "model_prices"
@@ -94,5 +135,9 @@ class ModelPrice(db.Model):
     input_above_nano: Mapped[int | None] = mapped_column(BigInteger)
     output_above_nano: Mapped[int | None] = mapped_column(BigInteger)
     cached_above_nano: Mapped[int | None] = mapped_column(BigInteger)
+    audio_input_nano: Mapped[int | None] = mapped_column(BigInteger)
+    audio_cached_nano: Mapped[int | None] = mapped_column(BigInteger)
+    grounding_fee_nano: Mapped[int | None] = mapped_column(BigInteger)
+    grounding_unit: Mapped[str] = mapped_column(String(8), default="prompt", server_default="prompt")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow,
                                                  server_default=func.now())

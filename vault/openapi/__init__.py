@@ -74,6 +74,10 @@ def build_openapi(app: Flask) -> Schema:
                 "RetryAfter": {"description": "Seconds until a retry can succeed.", "schema": {"type": INT}},
                 "RequestId": {"description": "This request's id (the caller's `X-Request-Id` if sane), "
                                              "also on its usage record.", "schema": {"type": STR}},
+                "OutputCap": {"description": "Only when the balance could not cover the output the request "
+                                             "allows: the output cap (tokens per candidate) the Vault sent "
+                                             "upstream instead, as `maxOutputTokens` / `max_tokens`.",
+                              "schema": {"type": INT}},
             },
         },
     }

@@ -24,7 +24,8 @@ PROXY_ERRORS = (400, 401, 402, 403, 405, 408, 413, 415, 429, 502, 503, 504)
 ERROR_MEANINGS = {
     400: "The request is not valid (for the JSON API, `fields` says which fields and why).",
     401: "Missing, invalid or revoked credentials.",
-    402: "The caller's balance is spent.",
+    402: "The caller's balance is spent, or cannot cover the request's input and the smallest output cap "
+         "(`VAULT_MIN_OUTPUT_TOKENS`).",
     403: "Not allowed: a deactivated account, a key not allowed here, an admin-only route, or sign-up closed "
          "or needing a valid invite code.",
     404: "Not found.",
@@ -142,7 +143,10 @@ def admin_paths() -> dict[str, Schema]:
             400, 401, 403, 404, 413, requestBody=json_body(PatchApiKeyBody), security=USER_WRITE)},
         "/admin/api/upstream-keys": {
             "get": api("listUpstreamKeys", "The upstream key pool with health", "admin",
-                       (200, reply("The pool.", array(ref("UpstreamKey")))), 401, 403),
+                       (200, reply("The pool.", array(ref("UpstreamKey")))), 401, 403,
+                       parameters=[{"name": "include_deleted", "in": "query", "required": False,
+                                    "schema": typed(STR, enum=["0", "1"]),
+                                    "description": "`1` also lists the keys an admin deleted."}]),
             "post": api("addUpstreamKeys", "Add upstream keys to the pool", "admin",
                         (201, reply("One entry per key sent.", array(ref("UpstreamKeyAdded")))), 400, 401, 403, 413,
                         requestBody=json_body(AddKeysBody), security=USER_WRITE),
@@ -151,7 +155,10 @@ def admin_paths() -> dict[str, Schema]:
             "patch": api("updateUpstreamKey", "Enable, disable or relabel an upstream key", "admin", (200, key),
                          400, 401, 403, 404, 413, requestBody=json_body(PatchKeyBody), security=USER_WRITE),
             "delete": api("deleteUpstreamKey", "Remove an upstream key from the pool", "admin", (204, done),
-                          400, 401, 403, 404, security=USER_WRITE),
+                          400, 401, 403, 404, security=USER_WRITE,
+                          description="Soft: the key leaves the rotation at once and its secret is wiped; usage "
+                                      "records keep its id and requests in flight on it still settle. Adding the "
+                                      "same key again revives it. A deleted key is 404 here."),
         },
     }
 
@@ -187,6 +194,8 @@ def billing_paths() -> dict[str, Schema]:
             "delete": api("deletePrice", "Remove a model's price (the fallback applies)", "billing", (204, done),
                           400, 401, 403, 404, security=USER_WRITE),
         },
+        "/admin/api/models": {"get": api("listModels", "Every model's token limits (read-only)", "billing",
+                                         (200, reply("The model table.", ref("ModelLimitList"))), 401, 403)},
         "/admin/api/usage": {"get": api("listUsage", "Usage records, newest first", "billing",
                                         (200, reply("A page of records.", ref("UsagePage"))), 400, 401, 403,
                                         parameters=filters)},
@@ -216,7 +225,8 @@ def without_null(schema: Schema) -> Schema:
 def proxy(op_id: str, summary: str, tag: str, ok: Schema, envelope: Schema,
           statuses: tuple[int, ...] = PROXY_ERRORS, **fields: Any) -> Schema:
     """A proxied operation: Vault-key auth, errors in the path's dialect."""
-    ok = ok | {"headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}}
+    ok = ok | {"headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"},
+                           "X-Vault-Output-Cap": {"$ref": "#/components/headers/OutputCap"}}}
     return operation(op_id, summary, tag, {"200": ok} | errors(envelope, *statuses), security=VAULT_KEY, **fields)
 
 
@@ -300,12 +310,14 @@ def operations_paths(app: Flask) -> dict[str, Schema]:
         "/healthz": operation("healthz", "Liveness and a database round trip", "operations", {
             "200": reply("Serving, and the database answers.", ref("Health")),
             "503": reply("The database is down.", ref("Health"))}, security=PUBLIC),
-        "/readyz": operation("readyz", "Readiness: database, Redis (if configured), a usable upstream key",
+        "/readyz": operation("readyz", "Readiness: the database, and a key that can serve some model",
                              "operations", {"200": reply("Ready for traffic.", ref("Readiness")),
                                             "503": reply("Not ready; the body says what is down.", ref("Readiness"))},
                              security=PUBLIC),
         "/metrics": operation("metrics", "Prometheus metrics of every worker", "operations", {
-            "200": reply("The Prometheus text format.", typed(STR), media="text/plain")}, security=PUBLIC),
+            "200": reply("The Prometheus text format.", typed(STR), media="text/plain"),
+            "401": reply("`VAULT_METRICS_TOKEN` is set and the request did not present it as a Bearer token.",
+                         ref("Error"))}, security=PUBLIC),
     }
     paths = {path: {"get": probe} for path, probe in probes.items() if path in routes}
     paths["/openapi.json"] = {"get": operation("openapi", "This document", "operations",

@@ -29,7 +29,11 @@ BODY_NOTES = {
     "PatchKeyBody": "Enable or disable an upstream key by hand, or relabel it.",
     "PatchUserBody": "Send `balance` (set) or `balance_delta` (add), not both, with a `reason`; "
                      "`is_active` and `is_admin` change the account. Admins cannot lock themselves out.",
-    "PriceBody": "USD per 1M tokens; the `_above` prices apply to prompts longer than `tier_threshold` tokens.",
+    "PriceBody": "USD per 1M tokens; the `_above` prices apply to prompts longer than `tier_threshold` tokens. "
+                 "Audio prompt tokens pay `audio_input` (cached: `cached_audio_input`; empty = the text prices); "
+                 "above the tier audio pays the `_above` input prices. `grounding_fee` is USD per 1,000 "
+                 "requests grounded with Google Search (`grounding_unit: prompt`) or per 1,000 search queries "
+                 "(`query`); empty = no fee. A change applies to the next request on every worker.",
 }
 
 # Schema building blocks
@@ -113,8 +117,16 @@ def account_schemas() -> dict[str, Schema]:
         "User": obj(user_fields()),
         "UserDetail": obj(user_fields() | {
             "api_keys": array(ref("ApiKey")), "adjustments": array(ref("BalanceAdjustment")),
-            "ledger_balance_nano_usd": typed(INT, description="The balance by the ledger; it differs only "
-                                                              "while requests are in flight."),
+            "ledger_balance_nano_usd": typed(INT, description="The balance by the ledger: adjustments − settled "
+                                                              "costs − open holds; equal to `balance_nano_usd`."),
+            "ledger": obj({
+                "stored_nano_usd": typed(INT), "expected_nano_usd": typed(INT),
+                "difference_nano_usd": typed(INT, description="Stored − expected; 0 unless something is wrong."),
+                "consistent": typed(BOOL), "adjustments_nano_usd": typed(INT, description="Signup credit included."),
+                "settled_cost_nano_usd": typed(INT),
+                "open_holds_nano_usd": typed(INT, description="Held for requests in flight."),
+                "open_holds": typed(INT, description="How many requests are in flight."),
+            }, description="The stored balance checked against the ledger, read in one snapshot."),
         }),
         "BalanceAdjustment": adjustment,
         "ApiKey": obj(api_key_fields()),
@@ -144,7 +156,7 @@ def pool_schemas() -> dict[str, Schema]:
     """Upstream keys with their health (`vault.admin.api.upstream_key_json`)."""
     fields = {
         "id": typed(INT), "key": typed(STR, description="Masked; the full key never leaves the Vault."),
-        "label": typed(STR), "state": typed(STR, enum=["active", "disabled"]),
+        "label": typed(STR), "state": typed(STR, enum=["active", "disabled", "deleted"]),
         "disabled_reason": typed(STR, nullable=True), "disabled_until": moment(nullable=True),
         "consecutive_failures": typed(INT), "last_error": typed(STR, nullable=True),
         "last_error_at": moment(nullable=True), "last_used_at": moment(nullable=True),
@@ -152,23 +164,38 @@ def pool_schemas() -> dict[str, Schema]:
         "cooldowns": array(obj({"model": typed(STR), "until": moment(), "reason": typed(STR)}),
                            description="Models this key is cooling down for."),
         "created_at": moment(),
+        "deleted_at": moment(nullable=True) | {"description": "When an admin deleted it (listed only with "
+                                                              "`include_deleted`)."},
     }
     return {
         "UpstreamKey": obj(fields),
-        "UpstreamKeyAdded": obj(fields | {"created": typed(BOOL, description="False if it was already pooled.")}),
+        "UpstreamKeyAdded": obj(fields | {"created": typed(BOOL, description="False if it was already pooled; "
+                                                                       "true also for a deleted key revived.")}),
     }
 
 
 def billing_schemas() -> dict[str, Schema]:
     """Prices (USD per 1M tokens) and the usage ledger."""
     rates = {"input": usd(), "output": usd(), "cached_input": usd(nullable=True)}
+    tier = {"tier_threshold": typed(INT, nullable=True), "input_above": usd(nullable=True),
+            "output_above": usd(nullable=True), "cached_input_above": usd(nullable=True)}
+    grounding = typed(NUM, True, description="USD per 1,000 Search-grounded prompts (or queries); null = no fee")
+    limits = {"input_token_limit": typed(INT), "output_token_limit": typed(INT)}
     return {
-        "Price": obj({"model": typed(STR)} | rates | {
-            "tier_threshold": typed(INT, nullable=True), "input_above": usd(nullable=True),
-            "output_above": usd(nullable=True), "cached_input_above": usd(nullable=True), "updated_at": moment(),
+        "Price": obj({"model": typed(STR)} | rates | tier | {
+            "audio_input": usd(nullable=True), "cached_audio_input": usd(nullable=True), "grounding_fee": grounding,
+            "grounding_unit": typed(STR, enum=["prompt", "query"]), "updated_at": moment(),
         }),
         "PriceList": obj({"prices": array(ref("Price")),
-                          "fallback": obj(rates, description="What models without a price are charged.")}),
+                          "fallback": obj(rates | tier | {"grounding_fee": grounding},
+                                          description="What models without a price are charged "
+                                                      "(`VAULT_FALLBACK_*`; audio at the input price, "
+                                                      "grounding per prompt).")}),
+        "ModelLimits": obj({"model": typed(STR)} | limits | {
+            "source": typed(STR, enum=["catalog", "upstream"]), "refreshed_at": moment()}),
+        "ModelLimitList": obj({"models": array(ref("ModelLimits")),
+                               "default": obj(limits, description="Assumed for models not in the table "
+                                                                  "(`VAULT_DEFAULT_*_TOKEN_LIMIT`).")}),
         "UsageRecord": usage_record_schema(),
         "UsagePage": obj({"items": array(ref("UsageRecord")), "total": typed(INT), "page": typed(INT),
                           "per_page": typed(INT)}),
@@ -184,10 +211,17 @@ def usage_record_schema() -> Schema:
     counts = ("prompt_tokens", "cached_tokens", "tool_prompt_tokens", "candidates_tokens", "thoughts_tokens",
               "output_tokens", "total_tokens")
     return obj({
-        "id": typed(INT), "request_id": typed(STR), "user_id": typed(INT), "api_key_id": typed(INT, nullable=True),
+        "id": typed(INT),
+        "settlement_id": typed(STR, description="Made by the Vault for each request; the ledger's key."),
+        "client_request_id": typed(STR, nullable=True, description="The traced `X-Request-Id` (the caller's if "
+                                                                   "it looked sane), for correlation only."),
+        "user_id": typed(INT), "api_key_id": typed(INT, nullable=True),
         "upstream_key_id": typed(INT, nullable=True), "endpoint": typed(STR), "model": typed(STR),
         "priced_model": typed(STR), "status": typed(INT), "streamed": typed(BOOL),
-        "ending": typed(STR, description="How the request ended: completed, refused, failed, disconnected, …"),
+        "ending": typed(STR, description="How the request ended: completed, refused, failed, disconnected, "
+                                         "abandoned (settled by the sweeper; status 0), …"),
+        "usage_source": typed(STR, enum=["reported", "estimated"],
+                              description="Tokens as the upstream reported them, or estimated by the Vault."),
         **{name: typed(INT) for name in counts},
         "price": obj({"input": usd(), "output": usd(), "cached_input": usd()}), "cost": usd(),
         "cost_nano_usd": typed(INT), "hold": usd(), "first_byte_ms": typed(INT, nullable=True),
@@ -212,8 +246,15 @@ def error_schemas() -> dict[str, Schema]:
         "Health": obj({"status": typed(STR, enum=["ok", "unavailable"]), "database": typed(STR, enum=["up", "down"])}),
         "Readiness": obj({
             "status": typed(STR, enum=["ready", "unavailable"]), "database": typed(STR, enum=["up", "down"]),
-            "redis": typed(STR, enum=["up", "down", "skipped"], description="`skipped` without REDIS_URL."),
-            "upstream_keys": typed(STR, enum=["up", "down"], description="`up` if a key is usable."),
+            "redis": typed(STR, enum=["up", "down", "skipped"],
+                           description="`skipped` without REDIS_URL; `down` does not make the Vault unready."),
+            "upstream_keys": typed(STR, enum=["up", "down"], description="`up` if some key can serve some model."),
+            "models": typed("object", additionalProperties=typed(STR, enum=["available", "cooling", "unavailable"]),
+                            description="`*` (any model without a cooldown of its own) and each model some key "
+                                        "cools for: can a key serve it now? Empty when the database is down."),
+            "keys": typed("object", additionalProperties=typed(INT),
+                          description="Keys by state: `active`, `cooling`, `disabled`; empty when the database "
+                                      "is down."),
         }),
     }
 

@@ -11,7 +11,7 @@ A key's fate is decided in one place, in this order of reading:
    worker on every host agrees.
 4. `health` -- `PoolHealth`, which turns each verdict into rotator calls and writes every
    change of health to the database (the durable copy all workers re-read).
-5. `store` -- the stored keys themselves: add, list, find, enable/disable by an admin.
+5. `store` -- the stored keys themselves: add, list, find, enable/disable and (soft) delete by an admin.
 
 The per-request rules (fail over before the first byte, at most one key blamed per
 request, a redirect is never followed) live in the failover loop, `vault.upstream.failover`.
@@ -21,18 +21,22 @@ the machinery is imported from its submodule.
 """
 
 from vault.pool.store import (
+    AddedKey,
     add_upstream_key,
     add_upstream_keys,
     count_by_state,
+    delete_upstream_key,
     find_upstream_key,
     list_upstream_keys,
     set_upstream_key_state,
 )
 
 __all__ = [
+    "AddedKey",
     "add_upstream_key",
     "add_upstream_keys",
     "count_by_state",
+    "delete_upstream_key",
     "find_upstream_key",
     "list_upstream_keys",
     "set_upstream_key_state",

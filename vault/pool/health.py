@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, delete, select, update
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from vault.models import UpstreamCooldown, UpstreamKey, UpstreamKeyState
 from vault.pool.classify import Classification, Verdict, next_daily_reset
-from vault.pool.rotator import ALL_MODELS, INDEFINITELY, KeyRotator, PoolKey, PoolSnapshot
+from vault.pool.rotator import ALL_MODELS, INDEFINITELY, KeyRotator, NoUsableKey, PoolChanged, PoolKey, PoolSnapshot
 from vault.security import SecretBox
 
 log = logging.getLogger(__name__)
@@ -67,26 +67,60 @@ class PoolHealth:
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._loaded_at = -math.inf
+        self._loads = 0
         self._refresh_lock = threading.Lock()
 
     def pick(self, model: str, exclude: set[int]) -> PoolKey:
         """The next usable key for `model` (raises `NoUsableKey`)."""
         self.refresh()
-        return self.rotator.pick(model, exclude)
+        for _ in range(2):
+            try:
+                return self.rotator.pick(model, exclude)
+            except PoolChanged:
+                # An admin changed the pool elsewhere: re-read it, never hand out a key it removed.
+                self._reload(wait=True, unless_reloaded=True)
+        return self.rotator.pick_local(model, exclude)  # still changing: answer from what was just read
+
+    def retry_after(self, model: str) -> float | None:
+        """Seconds until some key can serve `model` (0: one can now), or None if none will by itself."""
+        everyone = {key.id for key in self.rotator.keys()}
+        try:
+            try:
+                self.rotator.pick(model, everyone)
+            except PoolChanged:
+                self.rotator.pick_local(model, everyone)
+        except NoUsableKey as exc:
+            return exc.retry_after
+        return 0.0  # not reached: every key is excluded
 
     def refresh(self, force: bool = False) -> None:
-        """Re-read the pool if it is older than `refresh_seconds` (or `force`)."""
-        if not force and self._clock() - self._loaded_at < self._refresh_seconds:
+        """Re-read the pool if it is older than `refresh_seconds`, or when shared state asks for it.
+
+        With `force` -- after an admin's change, already committed -- re-read it at once and
+        tell every other worker to re-read it too (through Redis, when there is one).
+        """
+        if force:
+            self._reload(wait=True)
+            self.rotator.announce()
             return
-        first_load = self._loaded_at == -math.inf
-        if not self._refresh_lock.acquire(blocking=force or first_load):
+        if self._clock() - self._loaded_at < self._refresh_seconds and not self.rotator.needs_reload():
+            return
+        self._reload(wait=self._loaded_at == -math.inf)
+
+    def _reload(self, wait: bool, unless_reloaded: bool = False) -> None:
+        loads = self._loads
+        if not self._refresh_lock.acquire(blocking=wait):
             return  # another greenlet is refreshing; the current state is fresh enough
         try:
+            if unless_reloaded and self._loads != loads:
+                return  # another greenlet read it while this one waited for the lock
             now = self._clock()
+            version = self.rotator.version()  # before the database, so a change made meanwhile shows
             with self._sessions() as session:
                 snapshot = read_snapshot(session, self._box, now)
-            self.rotator.load(snapshot)
+            self.rotator.load(replace(snapshot, read_at=now, version=version))
             self._loaded_at = now
+            self._loads += 1
         finally:
             self._refresh_lock.release()
 
@@ -129,7 +163,7 @@ class PoolHealth:
 
     def key(self, key_id: int) -> PoolKey | None:
         """The pooled key with `key_id` as the rotator knows it (after a fresh read)."""
-        self.refresh(force=True)
+        self._reload(wait=True)
         return self.rotator.find(key_id)
 
     def _cool_down(self, key: PoolKey, model: str, outcome: Classification, now: float) -> Cooldown:
@@ -164,14 +198,16 @@ class PoolHealth:
 
     def _persist(self, key_id: int, values: dict, cooldown: Cooldown | None = None) -> None:
         with self._sessions() as session:
-            session.execute(update(UpstreamKey).where(UpstreamKey.id == key_id).values(**values))
-            if cooldown is not None:
+            # A key deleted while a request was on it stays deleted, whatever that request met.
+            changed = session.execute(update(UpstreamKey).where(
+                UpstreamKey.id == key_id, UpstreamKey.state != UpstreamKeyState.DELETED).values(**values)).rowcount
+            if cooldown is not None and changed:
                 upsert_cooldown(session, key_id, cooldown.model, from_epoch(cooldown.until), cooldown.reason)
             session.commit()
 
 
 def read_snapshot(session: Session, box: SecretBox, now: float) -> PoolSnapshot:
-    """The pool as stored, with timed disables that have run out switched back on."""
+    """The pool as stored (deleted keys left out), with timed disables that have run out switched back on."""
     moment = from_epoch(now)
     session.execute(
         update(UpstreamKey)
@@ -180,7 +216,8 @@ def read_snapshot(session: Session, box: SecretBox, now: float) -> PoolSnapshot:
     )
     session.execute(delete(UpstreamCooldown).where(UpstreamCooldown.until <= moment))
     session.commit()
-    rows = session.scalars(select(UpstreamKey).order_by(UpstreamKey.id)).all()
+    rows = session.scalars(select(UpstreamKey).where(UpstreamKey.state != UpstreamKeyState.DELETED)
+                           .order_by(UpstreamKey.id)).all()
     keys, disabled, failures = [], {}, {}
     for row in rows:
         keys.append(PoolKey(row.id, box.decrypt(row.secret_encrypted), row.masked))
@@ -189,7 +226,7 @@ def read_snapshot(session: Session, box: SecretBox, now: float) -> PoolSnapshot:
             disabled[row.id] = epoch(row.disabled_until) if row.disabled_until else INDEFINITELY
     cooldowns = {
         (cooldown.upstream_key_id, cooldown.model): epoch(cooldown.until)
-        for cooldown in session.scalars(select(UpstreamCooldown))
+        for cooldown in session.scalars(select(UpstreamCooldown)) if cooldown.upstream_key_id in failures
     }
     return PoolSnapshot(keys, disabled, cooldowns, failures)
 

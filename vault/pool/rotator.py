@@ -7,6 +7,15 @@ a 429 cools a key for that model only. A key that keeps failing upstream (5xx, t
 trips its circuit breaker and rests briefly for every model: a cooldown under the model
 `ALL_MODELS`. Disabling takes the key out for every model until a time or an admin.
 
+When no key can serve a model, `NoUsableKey.retry_after` is the time until the soonest
+key can: every key still in the pool counts -- keys this request already tried, keys
+cooling for the model or resting for all of them, keys disabled until a time -- except
+those disabled until an admin acts. It is capped at `RotatorPolicy.retry_after_max`.
+
+A snapshot is read from the database while requests go on; `load()` keeps what this
+worker recorded since shortly before the read (`RECENT_SECONDS`), so a refresh never
+undoes a cooldown that the snapshot could not contain yet.
+
 All state sits behind one lock, which gevent's monkey-patching turns into a cooperative
 lock, so the rotator is correct under real threads and greenlets alike.
 """
@@ -19,6 +28,9 @@ from dataclasses import dataclass, field
 
 INDEFINITELY = math.inf
 ALL_MODELS = "*"  # the cooldown slot of a key resting after its breaker tripped (no model id has a "*")
+# A change recorded this long before a snapshot was read may not be in it yet (its
+# database write was still under way): `load()` keeps it, and the next refresh settles it.
+RECENT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,12 +44,18 @@ class PoolKey:
 
 @dataclass(frozen=True)
 class PoolSnapshot:
-    """The durable state of the pool: keys, disables and cooldowns (epoch seconds, by (key, model))."""
+    """The durable state of the pool: keys, disables and cooldowns (epoch seconds, by (key, model)).
+
+    `read_at` is when the database was read (None: take the snapshot as it is); `version`
+    is the shared pool version seen just before (see `SharedKeyRotator`).
+    """
 
     keys: list[PoolKey]
     disabled_until: dict[int, float] = field(default_factory=dict)
     cooldowns: dict[tuple[int, str], float] = field(default_factory=dict)
     failures: dict[int, int] = field(default_factory=dict)
+    read_at: float | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +63,7 @@ class RotatorPolicy:
     """How long keys rest: exponential 429 backoff, the circuit breaker and the disable threshold.
 
     `breaker_failures` upstream failures in a row (0 turns the breaker off) set a key aside
-    for `breaker_seconds`.
+    for `breaker_seconds`. `retry_after_max` caps the wait `NoUsableKey` reports.
     """
 
     cooldown_base: float = 5.0
@@ -54,20 +72,46 @@ class RotatorPolicy:
     disable_seconds: float = 3600.0
     breaker_failures: int = 3
     breaker_seconds: float = 30.0
+    retry_after_max: float = 3600.0
 
 
 class NoUsableKey(Exception):
     """No key can serve this model now.
 
-    `retry_after` is the seconds until the soonest key is back, or None when no key is
-    configured or every key is disabled; `resting` says whether some key is out because its
-    breaker tripped (rather than only cooling after 429s).
+    `retry_after` is the seconds until the soonest key can (capped), or None when none
+    will by itself (no key at all, or every key disabled until an admin acts). `resting`
+    says that the keys not disabled are not all merely cooling after 429s: some rests
+    after its breaker tripped, or only keys disabled for a while are left to wait for.
     """
 
     def __init__(self, retry_after: float | None, resting: bool = False):
         super().__init__("no usable upstream key")
         self.retry_after = retry_after
         self.resting = resting
+
+
+class PoolChanged(Exception):
+    """The pool was changed elsewhere (an admin) since this worker read it: re-read it, then pick."""
+
+
+@dataclass
+class Wait:
+    """The soonest return among the keys passed over by `pick`."""
+
+    soonest: float = INDEFINITELY
+    usable_waiting: bool = False
+    usable_resting: bool = False
+
+    def note(self, back_at: float, disabled: bool, resting: bool) -> None:
+        self.soonest = min(self.soonest, back_at)
+        if not disabled:
+            self.usable_waiting = True
+            self.usable_resting = self.usable_resting or resting
+
+    def error(self, now: float, cap: float) -> NoUsableKey:
+        if self.soonest == INDEFINITELY:
+            return NoUsableKey(None)
+        return NoUsableKey(min(max(self.soonest - now, 0.0), cap), self.usable_resting or not self.usable_waiting)
 
 
 class KeyRotator:
@@ -84,46 +128,76 @@ class KeyRotator:
         self._failures: dict[int, int] = {}
         self._strikes: dict[int, int] = {}
         self._streaks: dict[tuple[int, str], int] = {}
+        self._noted: dict[tuple, float] = {}  # when this worker last changed a disable, cooldown or count
 
     def load(self, snapshot: PoolSnapshot) -> None:
-        """Replace the pool with the durable state (the database's, shared by all workers)."""
+        """Replace the pool with the durable state (the database's, shared by all workers).
+
+        Changes this worker made since `RECENT_SECONDS` before `snapshot.read_at` are kept.
+        """
         with self._lock:
+            recent = -INDEFINITELY if snapshot.read_at is None else snapshot.read_at - RECENT_SECONDS
             self._keys = sorted(snapshot.keys, key=lambda key: key.id)
-            self._disabled = dict(snapshot.disabled_until)
-            self._cooldowns = dict(snapshot.cooldowns)
-            self._failures = dict(snapshot.failures)
+            present = {key.id for key in self._keys}
+            self._disabled = self._merged(snapshot.disabled_until, self._disabled, "disabled", recent, present)
+            self._cooldowns = self._merged(snapshot.cooldowns, self._cooldowns, "cool", recent, present)
+            self._failures = self._merged(snapshot.failures, self._failures, "failures", recent, present,
+                                          combine=lambda mine, stored: mine)
+            self._noted = {slot: at for slot, at in self._noted.items() if at >= recent}
             self._next %= max(len(self._keys), 1)
+
+    def _merged(self, stored: dict, local: dict, kind: str, recent: float, present: set[int],
+                combine: Callable[[float, float], float] = max) -> dict:
+        """`stored`, with this worker's own recent changes (to keys still present) laid over it."""
+        merged = dict(stored)
+        for slot, value in local.items():
+            key_id = slot[0] if isinstance(slot, tuple) else slot
+            if key_id in present and self._noted.get((kind, slot), -INDEFINITELY) >= recent:
+                merged[slot] = combine(value, merged.get(slot, value))
+        return merged
+
+    def _note(self, kind: str, slot: object) -> None:
+        self._noted[(kind, slot)] = self._clock()
+
+    def keys(self) -> list[PoolKey]:
+        """Every key in the pool, whatever its state."""
+        with self._lock:
+            return list(self._keys)
 
     def pick(self, model: str, exclude: Iterable[int] = ()) -> PoolKey:
         """The next usable key for `model`, not in `exclude`; `NoUsableKey` if none."""
+        return self.pick_local(model, exclude)
+
+    def pick_local(self, model: str, exclude: Iterable[int] = ()) -> PoolKey:
+        """`pick` from this worker's own state."""
         excluded = set(exclude)
         with self._lock:
             now = self._clock()
-            soonest, resting = INDEFINITELY, False
+            wait = Wait()
             count = len(self._keys)
             for offset in range(count):
                 index = (self._next + offset) % count
                 key = self._keys[index]
-                if key.id in excluded or self._is_disabled(key.id, now):
+                off_until = self._disabled_until(key.id, now)
+                if off_until == INDEFINITELY:
                     continue
                 rests_until = self._cooldowns.get((key.id, ALL_MODELS), 0.0)
-                back_at = max(rests_until, self._cooldowns.get((key.id, model), 0.0))
-                if back_at > now:
-                    soonest, resting = min(soonest, back_at), resting or rests_until > now
-                    continue
-                self._next = index + 1
-                return key
-        raise NoUsableKey(None if soonest == INDEFINITELY else max(soonest - now, 0.0), resting)
+                back_at = max(off_until, rests_until, self._cooldowns.get((key.id, model), 0.0))
+                if back_at <= now and key.id not in excluded:
+                    self._next = index + 1
+                    return key
+                wait.note(max(back_at, now), off_until > now, rests_until > now)
+        raise wait.error(now, self.policy.retry_after_max)
 
-    def _is_disabled(self, key_id: int, now: float) -> bool:
+    def _disabled_until(self, key_id: int, now: float) -> float:
         until = self._disabled.get(key_id)
         if until is None:
-            return False
+            return 0.0
         if until > now:
-            return True
-        del self._disabled[key_id]  # a timed disable has run out: the key is back
+            return until
+        del self._disabled[key_id]  # a timed disable has run out: the key is back, its count starts over
         self._failures[key_id] = 0
-        return False
+        return 0.0
 
     def succeeded(self, key_id: int, model: str) -> bool:
         """A call worked: the key's failure counts and the model's backoff start over.
@@ -133,6 +207,7 @@ class KeyRotator:
         with self._lock:
             had_failures = self._failures.get(key_id, 0) > 0
             self._failures[key_id] = 0
+            self._note("failures", key_id)
             self._strikes.pop(key_id, None)
             self._streaks.pop((key_id, model), None)
             return had_failures
@@ -150,8 +225,13 @@ class KeyRotator:
             if until is None:
                 seconds = retry_after if retry_after is not None else self._backoff(streak)
                 until = now + seconds
-            self._cooldowns[(key_id, model)] = max(until, self._cooldowns.get((key_id, model), 0.0))
-            return self._cooldowns[(key_id, model)]
+            return self._cool(key_id, model, until)
+
+    def _cool(self, key_id: int, model: str, until: float) -> float:
+        slot = (key_id, model)
+        self._cooldowns[slot] = max(until, self._cooldowns.get(slot, 0.0))
+        self._note("cool", slot)
+        return self._cooldowns[slot]
 
     def _backoff(self, streak: int) -> float:
         return min(self.policy.cooldown_base * 2 ** (streak - 1), self.policy.cooldown_max)
@@ -161,10 +241,15 @@ class KeyRotator:
         with self._lock:
             failures = self._failures.get(key_id, 0) + 1
             self._failures[key_id] = failures
+            self._note("failures", key_id)
             if failures < self.policy.max_failures:
                 return failures, None
-            self._disabled[key_id] = self._clock() + self.policy.disable_seconds
-            return failures, self._disabled[key_id]
+            return failures, self._disable(key_id, self._clock() + self.policy.disable_seconds)
+
+    def _disable(self, key_id: int, until: float) -> float:
+        self._disabled[key_id] = until
+        self._note("disabled", key_id)
+        return until
 
     def faltered(self, key_id: int) -> tuple[int, float | None]:
         """Count an upstream failure (5xx, timeout) of the key: a strike toward its breaker.
@@ -181,14 +266,12 @@ class KeyRotator:
             return strikes, self._rest(key_id, self._clock() + self.policy.breaker_seconds)
 
     def _rest(self, key_id: int, until: float) -> float:
-        slot = (key_id, ALL_MODELS)
-        self._cooldowns[slot] = max(until, self._cooldowns.get(slot, 0.0))
-        return self._cooldowns[slot]
+        return self._cool(key_id, ALL_MODELS, until)
 
     def rejected(self, key_id: int) -> None:
         """The upstream refuses the key itself: out until an admin enables it."""
         with self._lock:
-            self._disabled[key_id] = INDEFINITELY
+            self._disable(key_id, INDEFINITELY)
 
     def enable(self, key_id: int) -> None:
         """Put a key back in rotation for every model."""
@@ -198,6 +281,12 @@ class KeyRotator:
             self._strikes.pop(key_id, None)
             for slot in [slot for slot in self._cooldowns if slot[0] == key_id]:
                 del self._cooldowns[slot]
+            self._noted = {slot: at for slot, at in self._noted.items() if not self._about(slot, key_id)}
+
+    @staticmethod
+    def _about(noted: tuple, key_id: int) -> bool:
+        slot = noted[1]
+        return (slot[0] if isinstance(slot, tuple) else slot) == key_id
 
     def find(self, key_id: int) -> PoolKey | None:
         """The key with `key_id`, whatever its state."""
@@ -209,3 +298,16 @@ class KeyRotator:
         with self._lock:
             now = self._clock()
             return {slot: until for slot, until in self._cooldowns.items() if until > now}
+
+    # Hooks for a rotator whose state is shared with other workers (see `SharedKeyRotator`).
+
+    def version(self) -> str | None:
+        """The shared pool version, read before the database so a change made meanwhile is noticed."""
+        return None
+
+    def announce(self) -> None:
+        """The pool was changed here (already committed): tell every other worker to re-read it."""
+
+    def needs_reload(self) -> bool:
+        """Whether the pool must be re-read before the next pick (e.g. shared state is back after an outage)."""
+        return False

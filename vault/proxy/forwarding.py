@@ -7,6 +7,11 @@ the body within its limits, and hands an explicit `Inbound` value to plain code.
 Every request that gets past authentication is settled exactly once: a refusal or an
 upstream failure at once, an answer after its last byte went out (the response's close
 callback), so the client never waits on the ledger write.
+
+The hold is taken before forwarding (`Meter.reserve`); when the balance covers less output
+than the request allows, the upstream gets the lowered cap and the caller sees it in
+`X-Vault-Output-Cap`. A stream is watched as it is relayed: a piece that would take its cost
+past the hold is not relayed, and the stream ends with an in-band error instead (`Delivery`).
 """
 
 import json
@@ -15,10 +20,10 @@ from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from vault.billing.meter import Meter
-from vault.billing.usage import NO_USAGE, ArrayUsageTap, OpenAIUsageStripper, SseUsageTap, from_body
+from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, SseUsageTap, evidence_of_body
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
-from vault.inbound import parse_json, read_body, require_json_type
+from vault.inbound import is_large, parse_json, read_body, require_json_type
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.keys import Caller, authenticate, bearer_caller, presented_vault_key
 from vault.proxy.routes import ACTION_NAMES, Call, resolve
@@ -27,7 +32,9 @@ from vault.ratelimit import enforce_key_limit
 from vault.runtime import VaultRuntime, runtime
 from vault.upstream.client import UpstreamRequest, relayable_headers
 from vault.upstream.failover import Answer, forward
-from vault.upstream.relay import relay_stream
+from vault.upstream.relay import COMPLETED, CutOff, relay_stream
+
+OUTPUT_CAP_HEADER = "X-Vault-Output-Cap"
 
 
 def authenticate_caller() -> Caller:
@@ -50,7 +57,9 @@ def serve() -> Response:
         inbound = read_inbound(call)
         upstream = upstream_request(inbound)
         meter.describe(upstream.model, upstream.streaming, call.action.billable, caller.price_version)
-        meter.reserve(len(inbound.body), inbound.payload)
+        meter.reserve(len(inbound.body), inbound.payload, is_large(inbound.body))
+        if meter.lowered_cap is not None:
+            upstream = upstream_request(inbound, meter.lowered_cap)
         answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
     except VaultError as exc:
         meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
@@ -101,36 +110,53 @@ def observe(vault: VaultRuntime, entry) -> None:
                                    first_byte, entry.usage.prompt + entry.usage.tool_prompt, entry.usage.output)
 
 
+class Delivery:
+    """A relayed stream's metering: what the client has been sent, the cut-off at the hold, the settlement."""
+
+    def __init__(self, meter: Meter, tap: SseUsageTap | ArrayUsageTap) -> None:
+        self.meter, self.tap = meter, tap
+        self.evidence = Evidence()  # what the pieces relayed so far showed
+        self.ending = COMPLETED
+
+    def observe(self, piece: bytes) -> None:
+        """See an upstream piece before it is relayed; `CutOff` if it would take the cost past the hold."""
+        self.meter.first_byte()
+        self.tap.feed(piece)
+        seen = self.tap.evidence
+        if self.meter.passes_hold(seen):
+            raise CutOff()
+        self.evidence = seen
+
+    def finished(self, ending: str) -> None:
+        self.ending = ending
+
+    def settle(self, upstream_key_id: int) -> None:
+        """Charge for what was delivered."""
+        error = None if self.ending == COMPLETED else self.ending
+        self.meter.finish(200, self.evidence, upstream_key_id, self.ending, error)
+
+
 def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter) -> Response:
     """The client's response; settlement runs when the response is closed."""
-    headers = relayable_headers(answer.headers)
+    cap = {} if meter.lowered_cap is None else {OUTPUT_CAP_HEADER: str(meter.lowered_cap)}
+    headers = relayable_headers(answer.headers) | cap
     key_id = answer.key.id
     if answer.response is None:
         meter.first_byte()
+        evidence = None
         if answer.status == 200:
             response = Response(answer.body, status=200, headers=headers)
-            usage = from_body(answer.body)
+            evidence = evidence_of_body(answer.body)
         else:
             error = client_error_body(answer.status, answer.body, upstream_request.dialect, answer.key.secret)
-            response = Response(json.dumps(error), status=answer.status, mimetype="application/json")
-            usage = NO_USAGE
-        response.call_on_close(lambda: meter.finish(answer.status, usage, key_id))
+            response = Response(json.dumps(error), status=answer.status, mimetype="application/json", headers=cap)
+        response.call_on_close(lambda: meter.finish(answer.status, evidence, key_id))
         return response
     sse = "text/event-stream" in answer.headers.get("Content-Type", "") or upstream_request.dialect == "openai"
-    tap = SseUsageTap() if sse else ArrayUsageTap()
+    delivery = Delivery(meter, SseUsageTap() if sse else ArrayUsageTap())
     stripper = OpenAIUsageStripper() if upstream_request.extras.get("strip_usage") else None
-    ending = {"value": "completed"}
-
-    def observe(piece: bytes) -> None:
-        meter.first_byte()
-        tap.feed(piece)
-
-    def finished(how: str) -> None:
-        ending["value"] = how
-
-    events = relay_stream(answer, lambda: stream_error_event(upstream_request.dialect, sse), finished,
-                          observe=observe, rewrite=stripper)
+    events = relay_stream(answer, lambda ending: stream_error_event(upstream_request.dialect, sse, ending),
+                          delivery.finished, observe=delivery.observe, rewrite=stripper)
     response = Response(events, status=200, headers=headers | {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"})
-    response.call_on_close(lambda: meter.finish(200, tap.usage, key_id, ending["value"],
-                                                None if ending["value"] == "completed" else ending["value"]))
+    response.call_on_close(lambda: delivery.settle(key_id))
     return response

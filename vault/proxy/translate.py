@@ -3,6 +3,10 @@
 Plain functions over plain values (no Flask request): the upstream request is built from
 the allow-listed call, the parsed body and two identification headers — never from the
 client's raw path, query or headers. Upstream errors are put into the caller's dialect here.
+
+Native bodies go upstream as the bytes the client sent, unless the Vault lowers the output
+cap to what the caller's balance covers: then the body is re-serialised from what was parsed,
+with `generationConfig.maxOutputTokens` (OpenAI: `max_tokens` / `max_completion_tokens`) set.
 """
 
 import json
@@ -49,8 +53,9 @@ def identification_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, st
     return kept
 
 
-def upstream_request(inbound: Inbound) -> UpstreamRequest:
-    """The request Google gets for `inbound` (without any key: the failover loop adds one)."""
+def upstream_request(inbound: Inbound, output_cap: int | None = None) -> UpstreamRequest:
+    """The request Google gets for `inbound` (without any key: the failover loop adds one),
+    with its output cap lowered to `output_cap` tokens per candidate when given."""
     call, action = inbound.call, inbound.call.action
     headers = identification_headers(inbound.headers)
     body, model, streaming, extras = b"", call.model, action.streaming, {}
@@ -58,18 +63,36 @@ def upstream_request(inbound: Inbound) -> UpstreamRequest:
         headers["Content-Type"] = "application/json"
         body = inbound.body
         if action.dialect == "openai":
-            body, model, streaming, extras = openai_body(inbound.payload or {}, is_large(inbound.body))
+            body, model, streaming, extras = openai_body(inbound.payload or {}, is_large(inbound.body), output_cap)
+        elif output_cap is not None:
+            body = encode_json(with_native_cap(inbound.payload or {}, output_cap), is_large(inbound.body))
     return UpstreamRequest(method=action.method, path=call.upstream_path, query=list(call.query), headers=headers,
                            body=body, bearer_auth=action.dialect == "openai", model=model, streaming=streaming,
                            dialect=action.dialect, extras=extras)
 
 
-def openai_body(payload: dict, large: bool = False) -> tuple[bytes, str, bool, dict]:
+def with_native_cap(payload: dict, cap: int) -> dict:
+    """A native request with its output cap set to `cap`, in the spelling the client used."""
+    name = "generationConfig"
+    if "generation_config" in payload and name not in payload:
+        name = "generation_config"
+    config = payload.get(name) if isinstance(payload.get(name), dict) else {}
+    fields = [field for field in ("maxOutputTokens", "max_output_tokens") if field in config] or ["maxOutputTokens"]
+    return payload | {name: config | dict.fromkeys(fields, cap)}
+
+
+def with_openai_cap(payload: dict, cap: int) -> dict:
+    """An OpenAI request with `max_tokens` (and `max_completion_tokens`, if sent) set to `cap`."""
+    fields = [field for field in ("max_completion_tokens", "max_tokens") if field in payload] or ["max_tokens"]
+    return payload | dict.fromkeys(fields, cap)
+
+
+def openai_body(payload: dict, large: bool = False, output_cap: int | None = None) -> tuple[bytes, str, bool, dict]:
     """(body, model, streaming, extras) of an OpenAI-compatible request, re-serialised from what was parsed.
 
     Re-serialising means the upstream reads exactly what the Vault read and billed (no
     duplicate keys). A streamed chat that did not ask for usage gets it asked for (the Vault
-    bills from it) and stripped again on the way back.
+    bills from it) and stripped again on the way back; `output_cap` lowers its output cap.
     """
     model = payload.get("model")
     if not isinstance(model, str) or not model:
@@ -81,6 +104,8 @@ def openai_body(payload: dict, large: bool = False) -> tuple[bytes, str, bool, d
     if streaming and not (isinstance(options, dict) and options.get("include_usage") is True):
         payload = payload | {"stream_options": (options if isinstance(options, dict) else {}) | {"include_usage": True}}
         extras = {"strip_usage": True}
+    if output_cap is not None:
+        payload = with_openai_cap(payload, output_cap)
     return encode_json(payload, large), model, streaming, extras
 
 

@@ -12,6 +12,7 @@ breaker strike).
 """
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -64,7 +65,9 @@ def forward(request: UpstreamRequest, client: UpstreamClient, health: PoolHealth
         failures.append(outcome)
         if outcome.verdict in (Verdict.REDIRECTED, Verdict.SUSPECT):
             raise stop(outcome, failures)
-    raise give_up(failures)
+    rate_limited = all(failure.verdict is Verdict.RATE_LIMITED for failure in failures)
+    raise give_up(failures, NoUsableKey(health.retry_after(request.model)) if rate_limited else None,
+                  retries_spent=True)
 
 
 def limit_blame(outcome: Classification, failures: list[Classification]) -> Classification:
@@ -135,17 +138,23 @@ def accept(request: UpstreamRequest, response: requests.Response, key: PoolKey) 
     return Answer(key, 200, headers, body=body), Classification(Verdict.OK, "ok", 200)
 
 
-def give_up(failures: list[Classification], none_left: NoUsableKey | None = None) -> VaultError:
+def give_up(failures: list[Classification], none_left: NoUsableKey | None = None,
+            retries_spent: bool = False) -> VaultError:
     """The error for a request no key could serve.
 
-    Every usable key cooling after 429s → 429 with `Retry-After`; keys resting after their
-    breaker tripped → 503 with `Retry-After`; no key at all → 503; otherwise the upstream
-    failed → 504 if it timed out, else 502.
+    Only 429s met (or none at all) and a key will be back: 429 with `Retry-After`, or 503
+    with `Retry-After` when keys rest after their breaker tripped or only keys disabled for
+    a while are left. `Retry-After` is always the time until the soonest key of the pool can
+    serve this model -- keys this request tried included, disabled-for-good and deleted keys
+    not -- as the pool reports it (capped at `VAULT_RETRY_AFTER_MAX_SECONDS`); at least 1.
+    No key at all → 503; otherwise the upstream failed → 504 if it timed out, else 502.
     """
     only_rate_limits = all(failure.verdict is Verdict.RATE_LIMITED for failure in failures)
     waiting = none_left is not None and none_left.retry_after is not None
     if waiting and only_rate_limits:
-        retry_after = max(1, int(none_left.retry_after + 0.999))
+        retry_after = max(1, math.ceil(none_left.retry_after))
+        if retries_spent:
+            return RateLimited("The upstream is rate-limiting every key tried; retry later.", retry_after=retry_after)
         if none_left.resting:
             return NoUpstream("Every usable upstream key is cooling down or resting after upstream failures; "
                               "retry later.", retry_after=retry_after)
@@ -156,7 +165,7 @@ def give_up(failures: list[Classification], none_left: NoUsableKey | None = None
     last = failures[-1]
     if only_rate_limits:
         return RateLimited("The upstream is rate-limiting every key tried; retry later.",
-                           retry_after=max(1, int((last.retry_after or 1) + 0.999)))
+                           retry_after=max(1, math.ceil(last.retry_after or 1)))
     if last.timed_out:
         return UpstreamTimeout("The upstream did not answer in time.")
     return UpstreamFailed("The upstream failed on every key tried.")
