@@ -2,12 +2,10 @@
 
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.hub_probe import measure_hub
 from vault.errors import BadRequest
 from vault.inbound import MAX_JSON_DEPTH, depth_of, encode_json, parse_json
 
@@ -76,40 +74,18 @@ def test_chunked_body_within_the_limit_is_read_whole(client):
     assert response.status_code == 201, response.data
 
 
-# Runs in its own interpreter: monkey-patching the test process would change every test.
-PROBE = r"""
-import json, sys, time
-from gevent import monkey; monkey.patch_all()
-import gevent
+SETUP = """
 from vault import inbound
 
 parts = [{"text": f"word {n}, lorem ipsum"} for n in range(int(sys.argv[2]))]
 raw = json.dumps({"contents": [{"role": "user", "parts": parts}]}).encode()
 parse = inbound.parse_json if sys.argv[1] == "vault" else json.loads
-stamps, running = [], True
-
-def ticker():
-    while running:
-        stamps.append(time.perf_counter())
-        gevent.sleep(0.001)
-
-tick = gevent.spawn(ticker)
-gevent.sleep(0.01)
-started = time.perf_counter()
-parse(raw)
-finished = time.perf_counter()
-running = False
-tick.join()
-window = [t for t in stamps if started <= t <= finished] + [finished]
-gaps = [b - a for a, b in zip([started] + window, window)]
-print(json.dumps({"size": len(raw), "elapsed": finished - started, "max_gap": max(gaps)}))
+report["size"] = len(raw)
 """
 
 
 def run_probe(mode: str, parts: int) -> dict:
-    result = subprocess.run([sys.executable, "-c", PROBE, mode, str(parts)], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent.parent, timeout=120, check=True)
-    return json.loads(result.stdout)
+    return measure_hub(SETUP, "parse(raw)", mode, str(parts))
 
 
 def test_a_20_mb_body_never_stalls_the_hub():

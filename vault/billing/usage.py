@@ -191,15 +191,13 @@ def from_body(body: bytes) -> Usage:
     return evidence_of_body(body).usage
 
 
-class SseUsageTap:
-    """Watches a server-sent-event stream and keeps the last usage reported (and any grounding),
-    and counts the characters of candidate / choice text in its events."""
+class UsageTap:
+    """What a stream has shown so far: the last usage reported, grounding, relayed text."""
 
     def __init__(self) -> None:
         self._usage: Usage | None = None
         self._grounding = 0
         self._chars = 0
-        self._pending = b""
 
     @property
     def usage(self) -> Usage:
@@ -210,6 +208,15 @@ class SseUsageTap:
     def evidence(self) -> Evidence:
         """Everything seen so far."""
         return Evidence(self._usage, self._grounding, self._chars)
+
+
+class SseUsageTap(UsageTap):
+    """Watches a server-sent-event stream and keeps the last usage reported (and any grounding),
+    and counts the characters of candidate / choice text in its events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = b""
 
     def feed(self, chunk: bytes) -> None:
         lines = (self._pending + chunk).split(b"\n")
@@ -236,7 +243,7 @@ class SseUsageTap:
 ARRAY_KEY = re.compile(r'"(usageMetadata|groundingMetadata|functionCall|text)"\s*:\s*')
 
 
-class ArrayUsageTap:
+class ArrayUsageTap(UsageTap):
     """Watches a streamed JSON array (native stream without `alt=sse`) for `usageMetadata`,
     `groundingMetadata` and the `text` of parts.
 
@@ -245,22 +252,10 @@ class ArrayUsageTap:
     """
 
     def __init__(self) -> None:
-        self._usage: Usage | None = None
-        self._grounding = 0
-        self._chars = 0
+        super().__init__()
         self._buffer = ""
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._decoder = json.JSONDecoder()
-
-    @property
-    def usage(self) -> Usage:
-        """The last usage reported, marked grounded if any element was."""
-        return self.evidence.usage
-
-    @property
-    def evidence(self) -> Evidence:
-        """Everything seen so far."""
-        return Evidence(self._usage, self._grounding, self._chars)
 
     def feed(self, chunk: bytes) -> None:
         self._buffer += self._utf8.decode(chunk)

@@ -9,13 +9,13 @@ cap to what the caller's balance covers: then the body is re-serialised from wha
 with `generationConfig.maxOutputTokens` (OpenAI: `max_tokens` / `max_completion_tokens`) set.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from vault.errors import BadRequest
 from vault.inbound import encode_json, is_large
+from vault.pool.classify import google_error
 from vault.proxy.routes import Call, checked_model
 from vault.security import mask_secret
 from vault.upstream.client import UpstreamRequest
@@ -109,18 +109,6 @@ def openai_body(payload: dict, large: bool = False, output_cap: int | None = Non
     return encode_json(payload, large), model, streaming, extras
 
 
-def google_error_of(body: bytes) -> dict:
-    """The `error` object of Google's envelope (plain, or in the OpenAI endpoint's array), or {}."""
-    try:
-        parsed: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    if isinstance(parsed, list) and parsed:
-        parsed = parsed[0]
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    return error if isinstance(error, dict) else {}
-
-
 def without_keys(body: bytes, secret: str) -> bytes:
     """`body` with the pool key that got it, and anything shaped like a Google API key, masked.
 
@@ -134,7 +122,7 @@ def without_keys(body: bytes, secret: str) -> bytes:
 
 def client_error_body(status: int, body: bytes, dialect: str, secret: str = "") -> dict:
     """An upstream client error (4xx) in the caller's dialect, with Google's message (keys masked)."""
-    error = google_error_of(without_keys(body, secret))
+    error = google_error(without_keys(body, secret))
     message = error.get("message") if isinstance(error.get("message"), str) else "The upstream refused the request."
     google_status = error.get("status") if isinstance(error.get("status"), str) else "INVALID_ARGUMENT"
     if dialect == "openai":
