@@ -281,6 +281,27 @@ def test_usage_log_filters_and_csv(browser, admin, make_user):
     assert "'=HYPERLINK" in exported.get_data(as_text=True)
 
 
+def test_csv_export_streams_every_row_across_batches(browser, admin, make_user, monkeypatch):
+    from datetime import UTC, datetime
+
+    from vault.billing import queries
+
+    user = make_user(email="many@example.com")
+    session = runtime().session_factory()
+    same_moment = datetime(2026, 11, 1, tzinfo=UTC)  # ties on started_at must not skip or repeat rows
+    for n in range(25):
+        moment = {"started_at": same_moment} if n % 2 else {}
+        ledger.settle(session, settlement(user.id, model=f"m{n}", **moment))
+    session.close()
+    real = queries.every_record
+    monkeypatch.setattr(queries, "every_record", lambda factory, filters: real(factory, filters, batch=4))
+    log_in(browser, "root@example.com")
+    exported = browser.get("/admin/usage.csv?user=many@example.com")
+    assert exported.is_streamed
+    lines = exported.get_data(as_text=True).splitlines()[1:]
+    assert sorted(line.split(",")[7] for line in lines) == sorted(f"m{n}" for n in range(25))
+
+
 def test_user_list_searches_sorts_and_pages(browser, admin, make_user):
     for n in range(30):
         make_user(email=f"person{n:02d}@example.com")

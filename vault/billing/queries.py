@@ -1,10 +1,11 @@
 """Reading the usage ledger: filtered pages of records and totals per day and model."""
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from vault.billing.money import nano_to_json
@@ -41,6 +42,28 @@ def page(session: Session, filters: Filters, number: int, size: int) -> tuple[li
     total = session.scalar(filters.apply(select(func.count(UsageRecord.id))))
     query = filters.apply(select(UsageRecord)).order_by(UsageRecord.started_at.desc(), UsageRecord.id.desc())
     return list(session.scalars(query.limit(size).offset((number - 1) * size))), int(total or 0)
+
+
+def every_record(session_factory: Callable[[], Session], filters: Filters,
+                 batch: int = 1000) -> Iterator[UsageRecord]:
+    """Every matching record, newest first, read in keyset batches each in its own short session.
+
+    For exports of any size: nothing is capped, memory holds one batch, and no transaction
+    stays open while the client reads.
+    """
+    order = (UsageRecord.started_at.desc(), UsageRecord.id.desc())
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = filters.apply(select(UsageRecord)).order_by(*order).limit(batch)
+        if after is not None:
+            query = query.where(or_(UsageRecord.started_at < after[0],
+                                    and_(UsageRecord.started_at == after[0], UsageRecord.id < after[1])))
+        with session_factory() as session:
+            rows = list(session.scalars(query))
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = (rows[-1].started_at, rows[-1].id)
 
 
 def day_of(session: Session, column):
