@@ -10,7 +10,6 @@ so a Redis that never answers costs one timeout, not one per login or request.
 
 import hashlib
 import ipaddress
-import logging
 import math
 import time
 
@@ -21,7 +20,6 @@ from limits.strategies import MovingWindowRateLimiter
 from vault.errors import RateLimited
 from vault.redisguard import RedisGuard, client_options
 
-log = logging.getLogger(__name__)
 UNANSWERED = object()
 
 

@@ -11,7 +11,10 @@ ADMIN = {"email": "root@example.com", "password": "admin password"}
 
 
 def restart(environ: dict) -> VaultServer:
-    return VaultServer(environ | {"WEB_CONCURRENCY": "1"}).start()
+    """Start the Vault and wait for its worker to be up (its start-up has added GEMINI_API_KEYS)."""
+    server = VaultServer(environ | {"WEB_CONCURRENCY": "1"}).start()
+    requests.get(f"{server.base_url}/healthz", timeout=30).raise_for_status()
+    return server
 
 
 def test_rotating_the_encryption_key_as_the_readme_says(tmp_path):

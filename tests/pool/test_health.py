@@ -143,3 +143,32 @@ def test_a_rejected_key_is_disabled_until_an_admin_acts(health, clock):
     assert row.disabled_reason == "rejected by the upstream: 403 API_KEY_SERVICE_BLOCKED"
     clock.now += 10**6
     assert all(health.pick(MODEL, set()).id != key.id for _ in range(4))
+
+
+def test_a_refresh_does_not_lose_a_cooldown_recorded_while_it_read(health, clock, monkeypatch):
+    """Without Redis: a 429 recorded between the refresh's read and its apply must survive it."""
+    from vault.pool import health as module
+
+    key = first_key(health)
+    read = module.read_snapshot
+
+    def slow_read(session, box, now):
+        snapshot = read(session, box, now)
+        clock.now += 0.1
+        health.record(key, MODEL, Classification(Verdict.RATE_LIMITED, "429", 429, retry_after=30))
+        return snapshot
+
+    monkeypatch.setattr(module, "read_snapshot", slow_read)
+    health.refresh(force=True)
+    monkeypatch.setattr(module, "read_snapshot", read)
+    assert all(health.rotator.pick(MODEL).id != key.id for _ in range(4)), "the cooling key is not retried"
+
+
+def test_retry_after_is_the_soonest_key_for_the_model(health, clock):
+    first = first_key(health)
+    second = health.pick(MODEL, {first.id})
+    health.record(first, MODEL, Classification(Verdict.RATE_LIMITED, "429", 429, retry_after=3))
+    assert health.retry_after(MODEL) == 0.0, "the other key serves now"
+    health.record(second, MODEL, Classification(Verdict.RATE_LIMITED, "429", 429, daily_quota=True))
+    assert health.retry_after(MODEL) == pytest.approx(3)
+    assert health.retry_after("gemini-2.5-pro") == 0.0

@@ -230,3 +230,74 @@ def test_even_spread_under_greenlets():
     gevent.joinall(greenlets, raise_error=True)
     counts = Counter(key for greenlet in greenlets for key in greenlet.value)
     assert counts == {1: 1500, 3: 1500}
+
+
+# When no key can serve: the wait is until the soonest key of the whole pool can.
+
+def test_keys_already_tried_count_toward_the_wait():
+    clock = Clock()
+    rotator = rotator_with(3, clock)
+    rotator.rate_limited(1, "m", retry_after=3)
+    rotator.rate_limited(2, "m", retry_after=10)
+    rotator.rate_limited(3, "m", until=clock.now + 80_000)  # a per-day quota
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m", exclude={1, 2})
+    assert raised.value.retry_after == pytest.approx(3) and not raised.value.resting
+
+
+def test_a_key_disabled_for_a_while_counts_one_disabled_until_an_admin_acts_does_not():
+    clock = Clock()
+    rotator = rotator_with(3, clock, disabled_until={1: clock.now + 40, 2: INDEFINITELY})
+    rotator.rate_limited(3, "m", retry_after=120)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.retry_after == pytest.approx(40) and not raised.value.resting, "the usable key only cools"
+    rotator.rejected(3)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.retry_after == pytest.approx(40) and raised.value.resting, "only a disabled key is left"
+    rotator.rejected(1)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.retry_after is None
+
+
+def test_a_rest_and_a_cooldown_of_one_key_add_up():
+    clock = Clock()
+    rotator = rotator_with(1, clock)
+    rotator.rate_limited(1, "m", retry_after=50)
+    for _ in range(3):
+        rotator.faltered(1)
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.retry_after == pytest.approx(50) and raised.value.resting
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("other")
+    assert raised.value.retry_after == pytest.approx(20)
+
+
+# A refresh never undoes what this worker recorded after the snapshot was read.
+
+def test_a_refresh_keeps_what_was_recorded_since_it_read():
+    clock = Clock()
+    rotator = rotator_with(2, clock)
+    read_at = clock.now
+    clock.now += 0.5
+    rotator.rate_limited(1, "m", retry_after=30)
+    rotator.rejected(2)
+    rotator.load(PoolSnapshot([PoolKey(n, "s", "k") for n in (1, 2)], read_at=read_at))
+    with pytest.raises(NoUsableKey) as raised:
+        rotator.pick("m")
+    assert raised.value.retry_after == pytest.approx(30)
+    clock.now += 10
+    rotator.load(PoolSnapshot([PoolKey(n, "s", "k") for n in (1, 2)], read_at=clock.now))
+    assert picks(rotator, 2) == [1, 2], "a later snapshot is the truth again"
+
+
+def test_a_refresh_drops_a_deleted_keys_state():
+    clock = Clock()
+    rotator = rotator_with(2, clock)
+    rotator.rate_limited(2, "m", retry_after=30)
+    rotator.load(PoolSnapshot([PoolKey(1, "s", "k")], read_at=clock.now - 1))
+    rotator.load(PoolSnapshot([PoolKey(n, "s", "k") for n in (1, 2)], read_at=clock.now - 1))
+    assert picks(rotator, 2) == [1, 2], "re-added, it starts clean"

@@ -26,19 +26,26 @@ KEYS = [PoolKey(n, f"secret-{n}", f"k{n}") for n in (1, 2)]
 
 
 @pytest.fixture
-def workers():
-    """Two rotators (two workers) on one Redis, under a prefix of their own."""
+def shared():
+    """A Redis client and a prefix of this test's own (removed afterwards)."""
     if not TEST_REDIS_URL:
         pytest.skip("TEST_REDIS_URL is not set")
     client = connect(TEST_REDIS_URL)
     prefix = f"vault-test-{uuid.uuid4().hex[:8]}:pool:"
-    rotators = [SharedKeyRotator(client, POLICY, prefix=prefix) for _ in range(2)]
-    for rotator in rotators:
-        rotator.load(PoolSnapshot(list(KEYS)))
-    yield rotators
+    yield client, prefix
     names = list(client.scan_iter(match=prefix + "*"))
     if names:
         client.delete(*names)
+
+
+@pytest.fixture
+def workers(shared):
+    """Two rotators (two workers) on one Redis."""
+    client, prefix = shared
+    rotators = [SharedKeyRotator(client, POLICY, prefix=prefix) for _ in range(2)]
+    for rotator in rotators:
+        rotator.load(PoolSnapshot(list(KEYS)))
+    return rotators
 
 
 def test_strikes_from_every_worker_add_up_and_the_rest_is_shared(workers):
@@ -91,12 +98,6 @@ def later(seconds: float = RECENT_SECONDS + 1) -> float:
 def redis_names(client, prefix: str) -> dict[str, int]:
     """Every name under the prefix (without it) with its PTTL."""
     return {name.decode()[len(prefix):]: client.pttl(name) for name in client.scan_iter(match=prefix + "*")}
-
-
-@pytest.fixture
-def shared(workers):
-    first, _ = workers
-    return first._redis, first._prefix
 
 
 def test_a_timed_disable_ends_the_failure_streak(shared):

@@ -8,10 +8,12 @@ A key's fate is decided in one place, in this order of reading:
 2. `rotator` -- `KeyRotator`, the in-memory rules: round-robin, per-model cooldowns after
    429s, the short circuit breaker after repeated 5xx/timeouts, timed and permanent disables.
 3. `shared` -- `SharedKeyRotator`, the same rules with their state in Redis, so every
-   worker on every host agrees.
+   worker on every host agrees; Redis is a cache of the database, reconciled at each refresh.
 4. `health` -- `PoolHealth`, which turns each verdict into rotator calls and writes every
    change of health to the database (the durable copy all workers re-read).
 5. `store` -- the stored keys themselves: add, list, find, enable/disable and (soft) delete by an admin.
+6. `encryption` -- re-encrypting the stored keys when `VAULT_ENCRYPTION_KEY` rotates, and the
+   guard that keeps their fingerprints (de-duplication) meaningful across it.
 
 The per-request rules (fail over before the first byte, at most one key blamed per
 request, a redirect is never followed) live in the failover loop, `vault.upstream.failover`.

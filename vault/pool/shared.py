@@ -220,7 +220,8 @@ class SharedKeyRotator(KeyRotator):
             return pipe.execute()[0]
 
         bumped = self._shared(bump)
-        self._announce_due = bumped is None  # told at the next reload once Redis is back
+        # Redis is down: the change is announced at the reload that follows its return.
+        self._announce_due = bumped is None and not self._guard.healthy
         with self._lock:
             if bumped is not None and self._version is not None and int(self._version or 0) == bumped - 1:
                 self._version = str(bumped)  # nobody else changed it meanwhile: this worker is current
@@ -233,8 +234,8 @@ class SharedKeyRotator(KeyRotator):
         args = [self._prefix, ms(read_at - RECENT_SECONDS), ms(read_at), ms(STREAK_TTL_SECONDS)]
         with self._lock:
             args += [len(self._keys), *[key.id for key in self._keys], *self._wanted(now)]
+        self._resync = False  # this is the re-read; an outage that interrupts it asks for another when over
         answer = self._shared(lambda: self._reconcile(args=args))
-        self._resync = answer is None
         self._version = snapshot.version
         if answer is None:
             return
