@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test lint bench css migrate install install-dev clean
+.PHONY: run test test-image soak lint bench css migrate install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ run: migrate
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## Build the Dockerfile with podman and run the image (root; part of `make test` too).
+test-image: install-dev
+	$(BIN)/python -m pytest -m image -rs tests/deploy/test_image_build.py
+
+## Soak: two instances under mixed traffic for SOAK_SECONDS (default 180 here, 45 in `make test`)
+## while keys fail, Redis restarts and stalls and PostgreSQL is cut; needs TEST_DATABASE_URL.
+SOAK_SECONDS ?= 180
+soak: install-dev
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -m soak tests/soak -p no:cacheprovider -s
 
 ## Benchmark the Vault against calling the fake upstream directly (see README).
 bench: install-dev

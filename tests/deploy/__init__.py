@@ -1,5 +1,6 @@
 """The deployment files: Dockerfile, .dockerignore, docker-compose.yml and the CI workflows.
 
-No Docker engine runs where the suite runs, so the Dockerfile is linted and its install
-steps and command are replayed on the host instead of being built.
+The Dockerfile is linted, its install steps and command are replayed on the host, and the
+image is built with podman and its CMD run for real (`test_image_build.py`), with a
+debootstrapped Debian standing in for `python:3.11-slim` since Docker Hub is out of reach.
 """
