@@ -38,7 +38,12 @@ class TcpRelay:
             self.connections.append(client)
             if self.stalled:
                 continue  # held open, never answered
-            upstream = socket.create_connection(self.target)
+            try:
+                upstream = socket.create_connection(self.target, timeout=1)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()  # what is behind is down (e.g. restarting): the client is refused
+                continue
             self.connections.append(upstream)
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()

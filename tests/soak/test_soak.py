@@ -10,7 +10,6 @@ about a minute; `make soak` runs it for longer). The chaos happens at fixed frac
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -41,32 +40,6 @@ OUTAGE_SECONDS = 3.0
 HOLD_MAX_AGE = 15.0
 # (connect, read): well past the Vault's own upstream timeout (5 s) and Redis timeout (0.25 s).
 CLIENT_TIMEOUT = (5, 20)
-
-
-class RedisRelay(TcpRelay):
-    """A TcpRelay that refuses a client cleanly while Redis itself is down (instead of dying)."""
-
-    def _accept(self) -> None:
-        while self.running:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.running:
-                client.close()
-                return
-            self.connections.append(client)
-            if self.stalled:
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=1)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()  # Redis is restarting: the client sees a refused connection
-                continue
-            self.connections.append(upstream)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
 
 @dataclass
@@ -185,7 +158,7 @@ def soak_world(tmp_path):
     database = create_scratch_database("vault_soak")
     fake = FakeGemini().start()
     redis_server = PrivateRedis(tmp_path).start()
-    redis_relay = RedisRelay(("127.0.0.1", redis_server.port))
+    redis_relay = TcpRelay(("127.0.0.1", redis_server.port))
     pg_relay = TcpRelay((database.host or "127.0.0.1", database.port or 5432))
     servers: list[VaultServer] = []
     try:
