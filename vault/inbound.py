@@ -135,13 +135,16 @@ def require_json_type(req: Request) -> None:
         raise UnsupportedMediaType("JSON bodies must be UTF-8.")
 
 
-def parse_json(raw: bytes) -> Any:
-    """`raw` as a JSON value; `BadRequest` if it is not strict UTF-8 JSON within the limits."""
+def parse_json(raw: bytes, tokens: int | None = None) -> Any:
+    """`raw` as a JSON value; `BadRequest` if it is not strict UTF-8 JSON within the limits.
+
+    `tokens` is `element_count(raw)` when the caller already has it.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("The request body is not UTF-8.") from None
-    tokens = element_count(raw)
+    tokens = element_count(raw) if tokens is None else tokens
     if tokens > MAX_JSON_TOKENS:
         raise BadRequest(f"The JSON body has more than {MAX_JSON_TOKENS} elements.")
     if tokens <= INLINE_JSON_TOKENS:  # about 5 ms of C parsing at most
@@ -155,11 +158,6 @@ def encode_json(value: Any, large: bool) -> bytes:
     if not large:
         return encoder.encode(value).encode()
     return off_hub(lambda: "".join(encoder.iterencode(value)).encode())
-
-
-def is_large(raw: bytes) -> bool:
-    """Whether parsing or encoding `raw` would hold the hub noticeably (see `parse_json`)."""
-    return element_count(raw) > INLINE_JSON_TOKENS
 
 
 def element_count(raw: bytes) -> int:

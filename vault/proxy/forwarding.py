@@ -23,7 +23,7 @@ from vault.billing.meter import Meter
 from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, SseUsageTap, evidence_of_body
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
-from vault.inbound import is_large, parse_json, read_body, require_json_type
+from vault.inbound import INLINE_JSON_TOKENS, element_count, parse_json, read_body, require_json_type
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.keys import Caller, authenticate, bearer_caller, presented_vault_key
 from vault.proxy.routes import ACTION_NAMES, Call, resolve
@@ -57,7 +57,7 @@ def serve() -> Response:
         inbound = read_inbound(call)
         upstream = upstream_request(inbound)
         meter.describe(upstream.model, upstream.streaming, call.action.billable, caller.price_version)
-        meter.reserve(len(inbound.body), inbound.payload, is_large(inbound.body))
+        meter.reserve(len(inbound.body), inbound.payload, inbound.large)
         if meter.lowered_cap is not None:
             upstream = upstream_request(inbound, meter.lowered_cap)
         answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
@@ -96,10 +96,11 @@ def read_inbound(call: Call) -> Inbound:
         return Inbound(call, headers)
     body = read_body(request)
     require_json_type(request)
-    payload = parse_json(body) if body.strip() else None
+    tokens = element_count(body)  # counted once: parsing, encoding and estimating all size by it
+    payload = parse_json(body, tokens) if body.strip() else None
     if not isinstance(payload, dict):
         raise BadRequest("The request body must be a JSON object.")
-    return Inbound(call, headers, body, payload)
+    return Inbound(call, headers, body, payload, large=tokens > INLINE_JSON_TOKENS)
 
 
 def observe(vault: VaultRuntime, entry) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vault.errors import BadRequest
-from vault.inbound import encode_json, is_large
+from vault.inbound import encode_json
 from vault.pool.classify import google_error
 from vault.proxy.routes import Call, checked_model
 from vault.security import mask_secret
@@ -41,6 +41,7 @@ class Inbound:
     headers: tuple[tuple[str, str], ...]
     body: bytes = b""
     payload: dict | None = None
+    large: bool = False  # over `INLINE_JSON_TOKENS` elements: parsed and encoded off the hub
 
 
 def identification_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
@@ -63,9 +64,9 @@ def upstream_request(inbound: Inbound, output_cap: int | None = None) -> Upstrea
         headers["Content-Type"] = "application/json"
         body = inbound.body
         if action.dialect == "openai":
-            body, model, streaming, extras = openai_body(inbound.payload or {}, is_large(inbound.body), output_cap)
+            body, model, streaming, extras = openai_body(inbound.payload or {}, inbound.large, output_cap)
         elif output_cap is not None:
-            body = encode_json(with_native_cap(inbound.payload or {}, output_cap), is_large(inbound.body))
+            body = encode_json(with_native_cap(inbound.payload or {}, output_cap), inbound.large)
     return UpstreamRequest(method=action.method, path=call.upstream_path, query=list(call.query), headers=headers,
                            body=body, bearer_auth=action.dialect == "openai", model=model, streaming=streaming,
                            dialect=action.dialect, extras=extras)
