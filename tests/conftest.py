@@ -74,6 +74,7 @@ def app_config(tmp_path, **overrides) -> dict:
         "VAULT_INSTANCE_PATH": str(tmp_path / "instance"),
         "VAULT_BOOTSTRAP": False,
         "VAULT_MAX_BODY_BYTES": 64 * 1024,
+        "VAULT_SETTLE_DELAY_MS": 0,  # settled in the request: the batched writer has tests of its own
         "TESTING": True,
     } | overrides
 

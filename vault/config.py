@@ -155,6 +155,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a hold still open after this is settled as abandoned; must exceed the longest request"),
     Setting("VAULT_SWEEP_INTERVAL_SECONDS", float, 60.0,
             "at most this often each worker sweeps abandoned holds (on a request); 0 = only at start and by CLI"),
+    Setting("VAULT_SETTLE_DELAY_MS", float, 20.0,
+            "settlements are written in batches gathered over this many ms; 0 = each at once, in its request"),
+    Setting("VAULT_KEY_CACHE_SIZE", int, 10_000, "checked Vault keys each worker keeps in memory"),
 )
 
 OWASP_ARGON2_MINIMUM = {"VAULT_ARGON2_TIME_COST": 2, "VAULT_ARGON2_MEMORY_KIB": 19456}
@@ -195,6 +198,8 @@ def finalize(config: dict[str, Any], instance_path: str) -> None:
     check_billing_numbers(config)
     if config["VAULT_OVERDRAFT_LIMIT"] < 0 or config["VAULT_MIN_OUTPUT_TOKENS"] < 1:
         raise ConfigError("VAULT_OVERDRAFT_LIMIT cannot be negative and VAULT_MIN_OUTPUT_TOKENS must be at least 1")
+    if config["VAULT_SETTLE_DELAY_MS"] < 0 or config["VAULT_KEY_CACHE_SIZE"] < 1:
+        raise ConfigError("VAULT_SETTLE_DELAY_MS must not be negative and VAULT_KEY_CACHE_SIZE must be positive")
     if config["VAULT_HOLD_MAX_AGE_SECONDS"] <= 0 or config["VAULT_SWEEP_INTERVAL_SECONDS"] < 0:
         raise ConfigError("VAULT_HOLD_MAX_AGE_SECONDS must be positive and VAULT_SWEEP_INTERVAL_SECONDS not negative")
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["DATABASE_URL"], instance_path)

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.billing.meter import HoldPolicy
+from vault.access import KeyCache
+from vault.billing.holds import Holds, Stamps
+from vault.billing.meter import Books, HoldPolicy
 from vault.billing.prices import Price, PriceBook, Rates
+from vault.billing.settler import SettlementWriter
 from vault.billing.sweeper import Sweeper
 from vault.extensions import db
 from vault.observability import Metrics
@@ -38,6 +41,14 @@ class VaultRuntime:
     default_rpm: int
     metrics: Metrics
     sweeper: Sweeper
+    books: Books
+    keys: KeyCache
+
+    def caches_current(self, stamps: Stamps) -> bool:
+        """Whether this worker's checked keys and prices are those of `stamps`; forgets the stale ones."""
+        keys_current = self.keys.current(stamps.access)
+        prices_current = stamps.prices is None or stamps.prices == self.prices.version
+        return keys_current and prices_current
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
@@ -45,7 +56,8 @@ def init_runtime(app: Flask) -> VaultRuntime:
     config = app.config
     box = SecretBox(config["VAULT_ENCRYPTION_KEY"], config["VAULT_FINGERPRINT_KEY"])
     with app.app_context():
-        session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
+        engine = db.engine
+        session_factory = sessionmaker(bind=engine, expire_on_commit=False)
     policy = RotatorPolicy(
         cooldown_base=config["VAULT_COOLDOWN_BASE_SECONDS"], cooldown_max=config["VAULT_COOLDOWN_MAX_SECONDS"],
         max_failures=config["VAULT_KEY_MAX_FAILURES"], disable_seconds=config["VAULT_KEY_DISABLE_SECONDS"],
@@ -89,6 +101,9 @@ def init_runtime(app: Flask) -> VaultRuntime:
         default_rpm=config["VAULT_RATE_LIMIT_RPM"],
         metrics=metrics,
         sweeper=Sweeper(session_factory, config["VAULT_SWEEP_INTERVAL_SECONDS"]),
+        books=Books(Holds(engine, session_factory),
+                    SettlementWriter(session_factory, config["VAULT_SETTLE_DELAY_MS"] / 1000)),
+        keys=KeyCache(config["VAULT_KEY_CACHE_SIZE"]),
     )
     app.extensions["vault"] = built
     return built

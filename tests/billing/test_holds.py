@@ -17,7 +17,7 @@ from tests.billing.books import (
     take_hold,
 )
 from tests.test_pages import csrf_token, log_in
-from vault.billing import ledger, meter
+from vault.billing import ledger
 from vault.billing.meter import Meter
 from vault.errors import PaymentRequired
 from vault.extensions import db
@@ -107,27 +107,28 @@ def test_signup_credit_and_admin_changes_count_in_the_check(client, account, aut
 
 @pytest.fixture
 def no_wait(monkeypatch):
-    monkeypatch.setattr(meter, "SETTLE_RETRY_DELAYS", (0, 0, 0))
+    monkeypatch.setattr(runtime().books.settlements, "_retry_delays", (0, 0, 0))
 
 
 def failing_settle(monkeypatch, failures: int | None):
-    """Make `ledger.settle` fail `failures` times (None: always) with a database error."""
-    real, calls = ledger.settle, []
+    """Make `ledger.settle_batch` (what the settlement writer calls) fail `failures` times (None:
+    always) with a database error."""
+    real, calls = ledger.settle_batch, []
 
-    def flaky(session, entry):
-        calls.append(entry.settlement_id)
+    def flaky(session, entries):
+        calls.append([entry.settlement_id for entry in entries])
         if failures is None or len(calls) <= failures:
             raise OperationalError("UPDATE users …", {}, Exception("server closed the connection"))
-        return real(session, entry)
+        return real(session, entries)
 
-    monkeypatch.setattr(ledger, "settle", flaky)
+    monkeypatch.setattr(ledger, "settle_batch", flaky)
     return calls
 
 
 def metered_request(user_id: int, amount: int) -> Meter:
     """A meter whose request holds `amount` (taken as the meter would, under its settlement id)."""
     vault = runtime()
-    metered = Meter(vault.session_factory, vault.prices, vault.hold_policy, user_id, None, "generateContent",
+    metered = Meter(vault.books, vault.prices, vault.hold_policy, user_id, None, "generateContent",
                     client_request_id="client-chosen-id")
     metered.hold = take_hold(user_id, amount, settlement_id=metered.settlement_id)[1]
     return metered
@@ -149,7 +150,7 @@ def test_a_settlement_that_keeps_failing_leaves_the_hold_and_a_log_line(account,
     user_id = account("1.00")
     metered = metered_request(user_id, 7000)
     failing_settle(monkeypatch, failures=None)
-    with caplog.at_level(logging.WARNING, logger="vault.billing.meter"):
+    with caplog.at_level(logging.WARNING, logger="vault.billing.settler"):
         metered.finish(200)
     assert records() == []
     assert [hold.settlement_id for hold in open_holds(user_id)] == [metered.settlement_id]

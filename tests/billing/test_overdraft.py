@@ -45,7 +45,7 @@ def test_a_hold_may_take_a_positive_balance_below_zero_by_the_overdraft(account)
 
 def meter(user_id: int, policy: HoldPolicy, model: str = "gemini-unknown-pro") -> Meter:
     vault = runtime()
-    metered = Meter(vault.session_factory, vault.prices, policy, user_id, None, "streamGenerateContent")
+    metered = Meter(vault.books, vault.prices, policy, user_id, None, "streamGenerateContent")
     metered.describe(model, True, True)
     return metered
 

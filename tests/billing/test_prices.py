@@ -3,6 +3,7 @@ makes an edit apply on every worker at once, the catalog and the model table."""
 
 import json
 import logging
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from tests.fake_gemini import Reply
 from vault import create_app, pool
 from vault.billing import catalog, limits
+from vault.billing.holds import HoldRequest
 from vault.billing.money import usd_to_nano
 from vault.billing.prices import (
     PRICE_VERSION,
@@ -24,10 +26,10 @@ from vault.billing.prices import (
     upsert_price,
 )
 from vault.billing.usage import ArrayUsageTap, SseUsageTap, Usage, from_body, from_native, from_openai
+from vault.clock import utcnow
 from vault.config import ConfigError
 from vault.extensions import db
 from vault.models import GeminiModel, ModelPrice, UsageRecord
-from vault.proxy.keys import authenticate
 from vault.runtime import fallback_price, runtime
 
 M = 1_000_000
@@ -268,12 +270,18 @@ def test_the_clock_still_refreshes_callers_without_a_stamp(app):
     assert book.lookup("gemini-x").model == "gemini-x"
 
 
-def test_the_key_lookup_carries_the_version(app, versioned, make_user, make_api_key):
-    key = make_api_key(make_user())
-    assert authenticate(db.session, key.plaintext).price_version == current_version()
+def test_every_hold_carries_the_version(app, versioned, make_user):
+    user = make_user()
+
+    def stamps_of_a_hold():
+        now = utcnow()
+        return runtime().books.holds.take(HoldRequest(user.id, uuid.uuid4().hex, 1000, None, endpoint="generateContent",
+                                                      model="gemini-x", created_at=now, expires_at=now)).stamps
+
+    assert stamps_of_a_hold().prices == current_version()
     upsert_price(db.session, "gemini-x", flash_prices("1"))
     db.session.commit()
-    assert authenticate(db.session, key.plaintext).price_version == current_version()
+    assert stamps_of_a_hold().prices == current_version()
 
 
 # --- the catalog, the model table and the CLI ---------------------------------------------------

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from vault.billing.prices import Rates
 from vault.billing.usage import Usage
 from vault.clock import utcnow
-from vault.errors import Conflict, PaymentRequired
+from vault.errors import Conflict, PaymentRequired, Unauthorized
 from vault.models import ApiKey, BalanceAdjustment, PendingHold, UpstreamKey, UsageRecord, User
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ TAKE_REST = (
 READ_BALANCE = select(users.c.balance_nano).where(users.c.id == bindparam("user_id"))
 INSERT_HOLD = insert(holds)
 SPENT = "Your balance is spent; ask an admin to add credit."
+GONE = "Invalid or revoked Vault key."  # its owner was deleted
 TOO_LOW = "Your balance cannot cover the smallest cost of this request; ask an admin to add credit."
 
 
@@ -70,7 +71,10 @@ def reserve(session: Session, user_id: int, settlement_id: str, amount: int, min
         full = {"user_id": user_id, "need": max(need - overdraft, 1), "hold": amount}
         if amount > 0 and session.execute(RESERVE_FULL, full).rowcount:
             return keep_hold(session, row, amount)
-        seen = session.execute(READ_BALANCE, {"user_id": user_id}).scalar_one()
+        seen = session.execute(READ_BALANCE, {"user_id": user_id}).scalar_one_or_none()
+        if seen is None:
+            session.rollback()
+            raise Unauthorized(GONE)
         if seen <= 0 or (minimum is not None and seen + overdraft < minimum):
             session.rollback()
             raise PaymentRequired(SPENT if seen <= 0 else TOO_LOW)
@@ -139,19 +143,21 @@ DELETE_HOLD = delete(holds).where(holds.c.settlement_id == bindparam("settlement
 INSERT_RECORD = insert(records)
 SETTLE_USER = (
     update(users).where(users.c.id == bindparam("user_id"))
-    .values(balance_nano=users.c.balance_nano + bindparam("refund"), request_count=users.c.request_count + 1,
+    .values(balance_nano=users.c.balance_nano + bindparam("refund"),
+            request_count=users.c.request_count + bindparam("count"),
             total_tokens=users.c.total_tokens + bindparam("tokens"), spend_nano=users.c.spend_nano + bindparam("cost"))
 )
 SETTLE_API_KEY = (
     update(api_keys).where(api_keys.c.id == bindparam("api_key_id"))
-    .values(request_count=api_keys.c.request_count + 1, prompt_tokens=api_keys.c.prompt_tokens + bindparam("input"),
+    .values(request_count=api_keys.c.request_count + bindparam("count"),
+            prompt_tokens=api_keys.c.prompt_tokens + bindparam("input"),
             output_tokens=api_keys.c.output_tokens + bindparam("output"),
             total_tokens=api_keys.c.total_tokens + bindparam("tokens"),
             spend_nano=api_keys.c.spend_nano + bindparam("cost"), last_used_at=bindparam("moment"))
 )
 SETTLE_UPSTREAM_KEY = (
     update(upstream_keys).where(upstream_keys.c.id == bindparam("upstream_key_id"))
-    .values(request_count=upstream_keys.c.request_count + 1, last_used_at=bindparam("moment"))
+    .values(request_count=upstream_keys.c.request_count + bindparam("count"), last_used_at=bindparam("moment"))
 )
 
 
@@ -183,16 +189,56 @@ def write_settlement(session: Session, entry: Settlement) -> None:
     # this wait, then find the record written, instead of the two deadlocking.
     session.execute(DELETE_HOLD, {"settlement_id": entry.settlement_id})
     session.execute(INSERT_RECORD, entry.record_values())
-    usage = entry.usage
-    amounts = {"cost": entry.cost, "tokens": usage.total, "moment": entry.finished_at}
-    session.execute(SETTLE_USER, amounts | {"user_id": entry.user_id, "refund": entry.hold - entry.cost})
-    if entry.api_key_id is not None:
-        key_amounts = {"api_key_id": entry.api_key_id, "input": usage.prompt + usage.tool_prompt,
-                       "output": usage.output}
-        session.execute(SETTLE_API_KEY, amounts | key_amounts)
-    if entry.upstream_key_id is not None:
-        session.execute(SETTLE_UPSTREAM_KEY, {"upstream_key_id": entry.upstream_key_id, "moment": entry.finished_at})
+    write_totals(session, [entry])
     session.commit()
+
+
+def settle_batch(session: Session, entries: list[Settlement]) -> None:
+    """Replace many holds by their usage records in one transaction (the settlement writer's batch).
+
+    All or nothing: `IntegrityError` when any of them is already settled or names a key
+    deleted meanwhile, with nothing written (the writer then settles them one by one).
+    """
+    if not entries:
+        return
+    ids = sorted(entry.settlement_id for entry in entries)
+    session.execute(delete(holds).where(holds.c.settlement_id.in_(ids)))
+    session.execute(INSERT_RECORD, [entry.record_values() for entry in entries])
+    write_totals(session, entries)
+    session.commit()
+
+
+def write_totals(session: Session, entries: list[Settlement]) -> None:
+    """Move the balances and counters of users, Vault keys and upstream keys by what `entries` cost,
+    one UPDATE per row touched, rows in id order (so concurrent writers never deadlock)."""
+    by_user: dict[int, dict] = {}
+    by_key: dict[int, dict] = {}
+    by_upstream: dict[int, dict] = {}
+    for entry in entries:
+        usage = entry.usage
+        user = by_user.setdefault(entry.user_id, {"user_id": entry.user_id, "refund": 0, "count": 0, "tokens": 0,
+                                                  "cost": 0})
+        _add(user, refund=entry.hold - entry.cost, count=1, tokens=usage.total, cost=entry.cost)
+        if entry.api_key_id is not None:
+            key = by_key.setdefault(entry.api_key_id, {"api_key_id": entry.api_key_id, "count": 0, "input": 0,
+                                                       "output": 0, "tokens": 0, "cost": 0,
+                                                       "moment": entry.finished_at})
+            _add(key, count=1, input=usage.prompt + usage.tool_prompt, output=usage.output, tokens=usage.total,
+                 cost=entry.cost)
+            key["moment"] = max(key["moment"], entry.finished_at)
+        if entry.upstream_key_id is not None:
+            upstream = by_upstream.setdefault(entry.upstream_key_id, {"upstream_key_id": entry.upstream_key_id,
+                                                                      "count": 0, "moment": entry.finished_at})
+            upstream["count"] += 1
+            upstream["moment"] = max(upstream["moment"], entry.finished_at)
+    for statement, rows in ((SETTLE_USER, by_user), (SETTLE_API_KEY, by_key), (SETTLE_UPSTREAM_KEY, by_upstream)):
+        if rows:
+            session.execute(statement, [rows[row_id] for row_id in sorted(rows)])
+
+
+def _add(totals: dict, **amounts: int) -> None:
+    for name, amount in amounts.items():
+        totals[name] += amount
 
 
 def is_settled(session: Session, settlement_id: str) -> bool:

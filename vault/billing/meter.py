@@ -4,10 +4,11 @@ Plain Python over explicit collaborators, so it is safe inside a streaming gener
 after the view returned. `finish()` settles exactly once, whatever path ends the request.
 
 The settlement id is made here, never taken from the client: the caller's `X-Request-Id`
-is only kept on the record for tracing. A settlement that meets a database error is
-retried a few times (`SETTLE_RETRY_DELAYS`, a short blocking wait: it runs in the
-response's close callback, after the client has its answer); if it still fails, the hold
-stays pending and the sweeper settles it when it expires.
+is only kept on the record for tracing. The hold is one round trip (`vault.billing.holds`),
+which also reads the version stamps the caller checks its caches against; the settlement is
+queued for the settlement writer (`vault.billing.settler`), which writes many per
+transaction, retries database errors, and leaves the durable hold for the sweeper if all
+else fails.
 
 Sizing and charging (see `vault.billing.estimate`): the hold covers the request's worst case;
 when the balance cannot, the output cap is lowered to what it covers (`output_cap`,
@@ -17,25 +18,18 @@ usage, or a stream ended early) it is the best of what was reported so far and t
 of what was delivered, recorded with `usage_source = "estimated"`.
 """
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-
 from vault.billing import estimate, ledger, prices
+from vault.billing.holds import HoldRequest, Holds, Stamps
+from vault.billing.settler import SettlementWriter
 from vault.billing.usage import NO_USAGE, Evidence, Usage
 from vault.clock import utcnow
 from vault.security import off_hub
-
-log = logging.getLogger(__name__)
-
-# Seconds to wait before each new attempt at a settlement that met a database error.
-SETTLE_RETRY_DELAYS = (0.05, 0.25, 1.0)
 
 
 @dataclass(frozen=True)
@@ -50,13 +44,21 @@ class HoldPolicy:
     max_age_seconds: float = 3600.0  # a hold older than this is swept as abandoned
 
 
+@dataclass(frozen=True)
+class Books:
+    """Where meters take their holds and send their settlements."""
+
+    holds: Holds
+    settlements: SettlementWriter
+
+
 class Meter:
     """Meters one proxied request for `user_id` on Vault key `api_key_id`."""
 
-    def __init__(self, session_factory: Callable[[], Session], price_book: prices.PriceBook, policy: HoldPolicy,
+    def __init__(self, books: Books, price_book: prices.PriceBook, policy: HoldPolicy,
                  user_id: int, api_key_id: int, endpoint: str, client_request_id: str | None = None,
                  observe: Callable[[ledger.Settlement], None] | None = None):
-        self._sessions = session_factory
+        self._books = books
         self._prices = price_book
         self._policy = policy
         self.settlement_id = uuid.uuid4().hex
@@ -87,12 +89,13 @@ class Meter:
             self.price = self._prices.lookup(model, price_version)
             self._price_version = price_version
 
-    def reserve(self, size: int, payload: object, large: bool = False) -> None:
+    def reserve(self, size: int, payload: object, large: bool = False) -> Stamps:
         """Hold the request's worst case, or as much of it as the balance covers with at least
         the minimum output cap (nothing for free calls); `PaymentRequired` below that.
 
         `payload` is the parsed request body, `size` its length in bytes; a `large` one is read
         off the gevent hub. Sets `output_cap`, and `lowered_cap` when the upstream must be told.
+        Returns the version stamps read with the hold.
         """
         amount, minimum, plan = 0, None, None
         if self.price is not prices.FREE:
@@ -101,16 +104,24 @@ class Meter:
             plan = estimate.plan_hold(self.request, self.price, self._prices.limits(self.model, self._price_version),
                                       self._policy.min_output_tokens, self._policy.floor_nano)
             amount, minimum, self.worst_input = plan.amount, plan.minimum, plan.worst_input
-        expires_at = utcnow() + timedelta(seconds=self._policy.max_age_seconds)
-        with self._sessions() as session:
-            self.hold = ledger.reserve(session, self.user_id, self.settlement_id, amount, minimum,
-                                       endpoint=self.endpoint, model=self.model, expires_at=expires_at,
-                                       estimate_nano=plan.estimate_nano if plan else 0, api_key_id=self.api_key_id,
-                                       client_request_id=self.client_request_id,
-                                       overdraft=self._policy.overdraft_nano)
+        now = utcnow()
+        taken = self._books.holds.take(HoldRequest(
+            self.user_id, self.settlement_id, amount, minimum, endpoint=self.endpoint, model=self.model,
+            created_at=now, expires_at=now + timedelta(seconds=self._policy.max_age_seconds),
+            estimate_nano=plan.estimate_nano if plan else 0, api_key_id=self.api_key_id,
+            client_request_id=self.client_request_id, overdraft=self._policy.overdraft_nano))
+        self.hold = taken.amount
         if plan is not None:
             self.output_cap = plan.cap_for(self.hold)
             self.lowered_cap = self.output_cap if self.output_cap < plan.allowed_cap else None
+        return taken.stamps
+
+    def release(self) -> None:
+        """Give the hold back untouched and settle nothing: the call was never forwarded (it is
+        taken again after the caller's caches are refreshed)."""
+        if self.hold:
+            self._books.holds.release(self.user_id, self.settlement_id)
+        self._settled = True
 
     def charged(self, evidence: Evidence, complete: bool = True) -> tuple[Usage, str]:
         """The usage to charge for what an answer showed, and its source ("reported" or "estimated").
@@ -164,29 +175,4 @@ class Meter:
         self._settle(entry)
 
     def _settle(self, entry: ledger.Settlement) -> None:
-        """Write the settlement, retrying database errors; never lose it silently."""
-        for attempt, delay in enumerate((*SETTLE_RETRY_DELAYS, None)):
-            try:
-                with self._sessions() as session:
-                    settled = ledger.settle(session, entry)
-            except SQLAlchemyError as exc:
-                if delay is None:
-                    return self._keep_pending(entry)
-                log.warning("settlement %s failed (%s); retrying in %ss", entry.settlement_id, type(exc).__name__,
-                            delay)
-                time.sleep(delay)
-                continue
-            except Exception:
-                return self._keep_pending(entry)
-            if not settled and attempt == 0:
-                log.warning("settlement %s was already settled (swept as abandoned?); its cost %s was not charged",
-                            entry.settlement_id, entry.cost)
-            elif not settled:
-                log.warning("settlement %s found already written on retry (an earlier attempt's commit, or the "
-                            "sweeper)", entry.settlement_id)
-            return None
-
-    def _keep_pending(self, entry: ledger.Settlement) -> None:
-        # Called while handling the error, so the log line carries its traceback.
-        log.exception("settlement %s FAILED: user %s hold %s cost %s; the hold stays pending for the sweeper",
-                      entry.settlement_id, entry.user_id, entry.hold, entry.cost)
+        self._books.settlements.submit(entry)

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.billing.money import usd_to_nano
 from vault.billing.usage import Usage
-from vault.models import BillingVersion, GeminiModel, ModelPrice
-from vault.models.billing_version import PRICES
+from vault.models import GeminiModel, ModelPrice
+from vault.models.billing_version import PRICES, bump, stamp_of
 
 PER_MILLION = 1_000_000
 GROUNDING_UNITS = ("prompt", "query")
@@ -32,9 +32,7 @@ ALIASES = {
 }
 VERSION_SUFFIX = re.compile(r"-(\d{3}|latest)$")
 # The current price version, as a scalar subquery other statements can carry as a column.
-PRICE_VERSION = (
-    select(BillingVersion.__table__.c.version).where(BillingVersion.__table__.c.name == PRICES).scalar_subquery()
-)
+PRICE_VERSION = stamp_of(PRICES)
 
 
 @dataclass(frozen=True)
@@ -180,13 +178,7 @@ class PriceBook:
 
 def bump_price_version(session: Session) -> None:
     """Mark the price book changed; call in the same transaction as the change itself."""
-    versions = BillingVersion.__table__
-    bumped = session.execute(
-        update(versions).where(versions.c.name == PRICES).values(version=versions.c.version + 1)
-    ).rowcount
-    if not bumped:
-        session.add(BillingVersion(name=PRICES, version=1))
-        session.flush()
+    bump(session, PRICES)
 
 
 @dataclass(frozen=True)

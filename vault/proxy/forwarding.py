@@ -8,7 +8,10 @@ Every request that gets past authentication is settled exactly once: a refusal o
 upstream failure at once, an answer after its last byte went out (the response's close
 callback), so the client never waits on the ledger write.
 
-The hold is taken before forwarding (`Meter.reserve`); when the balance covers less output
+Before forwarding, the call touches the database once: the hold (`Meter.reserve`), which
+also reads the version stamps. A worker whose cached Vault keys or prices turn out stale
+gives that hold back, refreshes, and checks and holds again, so a revocation or a price
+edit applies to the very next call. When the balance covers less output
 than the request allows, the upstream gets the lowered cap and the caller sees it in
 `X-Vault-Output-Cap`. A stream is watched as it is relayed: a piece that would take its cost
 past the hold is not relayed, and the stream ends with an in-band error instead (`Delivery`).
@@ -19,13 +22,14 @@ import json
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from vault.access import Caller, authenticate
 from vault.billing.meter import Meter
 from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, SseUsageTap, evidence_of_body
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
 from vault.inbound import INLINE_JSON_TOKENS, element_count, parse_json, read_body, require_json_type
 from vault.proxy.dialects import stream_error_event
-from vault.proxy.keys import Caller, authenticate, bearer_caller, presented_vault_key
+from vault.proxy.keys import bearer_caller, presented_vault_key
 from vault.proxy.routes import ACTION_NAMES, Call, resolve
 from vault.proxy.translate import Inbound, client_error_body, upstream_request
 from vault.ratelimit import enforce_key_limit
@@ -37,40 +41,51 @@ from vault.upstream.relay import COMPLETED, CutOff, relay_stream
 OUTPUT_CAP_HEADER = "X-Vault-Output-Cap"
 
 
-def authenticate_caller() -> Caller:
-    """Check the Vault key before anything else is read or sent."""
-    caller = authenticate(db.session, presented_vault_key(request))
-    db.session.rollback()  # release the connection: a stream may hold this request for minutes
-    return caller
+def authenticate_caller(vault: VaultRuntime, presented: str | None) -> Caller:
+    """Check the Vault key before anything else is read or sent (from the worker's cache when it can)."""
+    try:
+        return authenticate(db.session, presented, vault.keys)
+    finally:
+        if db.session.registry.has():
+            db.session.rollback()  # release the connection: a stream may hold this request for minutes
 
 
 def serve() -> Response:
     """Serve one proxied call, whatever its path: the allow-list decides what it is."""
     call = resolve(request.method, raw_path(request.environ), request.args.items(multi=True), bearer_caller(request))
-    caller = authenticate_caller()
     vault = runtime()
-    meter = Meter(vault.session_factory, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id,
-                  call.action.name, client_request_id=g.request_id, observe=lambda entry: observe(vault, entry))
-    try:
-        limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
-        enforce_key_limit(vault.limiter, caller.api_key_id, limit)
-        inbound = read_inbound(call)
-        upstream = upstream_request(inbound)
-        meter.describe(upstream.model, upstream.streaming, call.action.billable, caller.price_version)
-        meter.reserve(len(inbound.body), inbound.payload, inbound.large)
-        if meter.lowered_cap is not None:
-            upstream = upstream_request(inbound, meter.lowered_cap)
-        answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
-    except VaultError as exc:
-        meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
-        raise
-    except HTTPException as exc:
-        meter.finish(exc.code or 400, ending="refused", error=exc.name)
-        raise
-    except Exception:
-        meter.finish(500, ending="failed", error="internal error")
-        raise
-    return respond(answer, upstream, meter)
+    presented = presented_vault_key(request)
+    inbound, prices_seen = None, None
+    for refreshed in (False, True):
+        caller = authenticate_caller(vault, presented)
+        meter = Meter(vault.books, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id,
+                      call.action.name, client_request_id=g.request_id, observe=lambda entry: observe(vault, entry))
+        try:
+            if inbound is None:
+                limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
+                enforce_key_limit(vault.limiter, caller.api_key_id, limit)
+                inbound = read_inbound(call)
+            upstream = upstream_request(inbound)
+            meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
+            stamps = meter.reserve(len(inbound.body), inbound.payload, inbound.large)
+            if not refreshed and not vault.caches_current(stamps):
+                meter.release()  # checked against stale keys or prices: give it back, check and hold again
+                prices_seen = stamps.prices
+                continue
+            if meter.lowered_cap is not None:
+                upstream = upstream_request(inbound, meter.lowered_cap)
+            answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+        except VaultError as exc:
+            meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
+            raise
+        except HTTPException as exc:
+            meter.finish(exc.code or 400, ending="refused", error=exc.name)
+            raise
+        except Exception:
+            meter.finish(500, ending="failed", error="internal error")
+            raise
+        return respond(answer, upstream, meter)
+    raise AssertionError("unreachable: the second pass always returns or raises")
 
 
 def raw_path(environ: dict) -> str:

@@ -1,0 +1,166 @@
+"""Holds on the hot path: one round trip per proxied call, which also reads the version stamps.
+
+A proxied call touches the database once before it is forwarded: a billable call takes its
+hold (balance UPDATE and `pending_holds` row together: one statement on PostgreSQL, sent in
+autocommit; two in one transaction on SQLite, where a statement costs no round trip), a
+free call reads the balance it must not have spent. The same statement carries the `prices`
+and `access` stamps (`vault.models.billing_version`), so the worker's cached price book and
+Vault keys are checked on every call at no extra cost.
+
+Anything the one statement cannot settle — a balance that covers less than the full hold,
+a refusal — goes to `ledger.reserve`, the general (compare-and-swap) path, which gives the
+same answers with a few more statements.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, bindparam, delete, select, text, update
+from sqlalchemy.orm import Session
+
+from vault.billing import ledger
+from vault.errors import PaymentRequired, Unauthorized
+from vault.models import PendingHold, User
+from vault.models.billing_version import ACCESS, PRICES, stamp_of  # the SQL below spells out the same names
+from vault.models.types import UTCDateTime
+
+TIMES = (bindparam("created_at", type_=UTCDateTime()), bindparam("expires_at", type_=UTCDateTime()))
+
+# PostgreSQL: balance and hold row in one statement (a data-modifying CTE), one round trip.
+TAKE_AND_RECORD = text("""
+    WITH taken AS (
+        UPDATE users SET balance_nano = balance_nano - :hold
+        WHERE id = :user_id AND balance_nano >= :need
+        RETURNING id)
+    INSERT INTO pending_holds (settlement_id, client_request_id, user_id, api_key_id, endpoint, model,
+                               amount_nano, estimate_nano, created_at, expires_at)
+    SELECT :settlement_id, :client_request_id, :user_id, :api_key_id, :endpoint, :model,
+           :hold, :estimate_nano, :created_at, :expires_at FROM taken
+    RETURNING (SELECT version FROM billing_versions WHERE name = 'prices'),
+              (SELECT version FROM billing_versions WHERE name = 'access')
+""").bindparams(*TIMES)
+# SQLite: the conditional UPDATE returns the stamps; the row follows in the same transaction.
+TAKE_RETURNING = text("""
+    UPDATE users SET balance_nano = balance_nano - :hold
+    WHERE id = :user_id AND balance_nano >= :need
+    RETURNING (SELECT version FROM billing_versions WHERE name = 'prices'),
+              (SELECT version FROM billing_versions WHERE name = 'access')
+""")
+RECORD = text("""
+    INSERT INTO pending_holds (settlement_id, client_request_id, user_id, api_key_id, endpoint, model,
+                               amount_nano, estimate_nano, created_at, expires_at)
+    VALUES (:settlement_id, :client_request_id, :user_id, :api_key_id, :endpoint, :model,
+            :hold, :estimate_nano, :created_at, :expires_at)
+""").bindparams(*TIMES)
+users = User.__table__
+BALANCE_AND_STAMPS = select(users.c.balance_nano, stamp_of(PRICES), stamp_of(ACCESS)).where(
+    users.c.id == bindparam("user_id"))
+READ_STAMPS = select(stamp_of(PRICES), stamp_of(ACCESS))
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """The `prices` and `access` versions as one statement read them (None: no stamp row)."""
+
+    prices: int | None = None
+    access: int | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What a call holds (0 for free calls) and the stamps read while taking it."""
+
+    amount: int
+    stamps: Stamps
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """Who holds how much for which request, and what the sweeper charges if nobody settles it."""
+
+    user_id: int
+    settlement_id: str
+    amount: int
+    minimum: int | None
+    endpoint: str
+    model: str
+    expires_at: datetime
+    created_at: datetime
+    estimate_nano: int = 0
+    api_key_id: int | None = None
+    client_request_id: str | None = None
+    overdraft: int = 0
+
+    def parameters(self) -> dict:
+        need = max(self.amount, self.minimum or 0)
+        return {"settlement_id": self.settlement_id, "user_id": self.user_id, "api_key_id": self.api_key_id,
+                "client_request_id": (self.client_request_id or None) and self.client_request_id[:64],
+                "endpoint": self.endpoint[:64], "model": self.model[:128], "hold": self.amount,
+                "need": max(need - self.overdraft, 1), "estimate_nano": self.estimate_nano,
+                "created_at": self.created_at, "expires_at": self.expires_at}
+
+
+class Holds:
+    """Takes and releases holds for the Meter, in as few round trips as the database allows."""
+
+    def __init__(self, engine: Engine, session_factory: Callable[[], Session]):
+        self._engine = engine
+        self._sessions = session_factory
+        self._postgres = engine.dialect.name == "postgresql"
+        # One statement needs no transaction around it: autocommit saves PostgreSQL's COMMIT round trip.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else engine
+
+    def take(self, request: HoldRequest) -> Hold:
+        """Hold `request.amount` (or what `ledger.reserve` allows when the balance covers less);
+        `PaymentRequired` when the balance cannot pay. Free calls (amount 0) only check the balance."""
+        if request.amount == 0:
+            return self._check_balance(request)
+        stamps = self._take_full(request)
+        if stamps is not None:
+            return Hold(request.amount, stamps)
+        with self._sessions() as session:
+            held = ledger.reserve(session, request.user_id, request.settlement_id, request.amount, request.minimum,
+                                  endpoint=request.endpoint, model=request.model, expires_at=request.expires_at,
+                                  estimate_nano=request.estimate_nano, api_key_id=request.api_key_id,
+                                  client_request_id=request.client_request_id, overdraft=request.overdraft)
+            prices, access = session.execute(READ_STAMPS).one()
+            session.rollback()
+        return Hold(held, Stamps(prices, access))
+
+    def release(self, user_id: int, settlement_id: str) -> int:
+        """Give a hold back untouched (the call was never forwarded); return the amount released."""
+        holds = PendingHold.__table__
+        with self._sessions() as session:
+            amount = session.scalar(delete(holds).where(holds.c.settlement_id == settlement_id)
+                                    .returning(holds.c.amount_nano))
+            if amount:
+                session.execute(update(users).where(users.c.id == user_id)
+                                .values(balance_nano=users.c.balance_nano + amount))
+            session.commit()
+        return amount or 0
+
+    def _take_full(self, request: HoldRequest) -> Stamps | None:
+        """The whole hold in one round trip, or None when the balance does not cover it."""
+        parameters = request.parameters()
+        with self._autocommit.connect() as connection:
+            if self._postgres:
+                row = connection.execute(TAKE_AND_RECORD, parameters).first()
+            else:
+                row = connection.execute(TAKE_RETURNING, parameters).first()
+                if row is not None:
+                    connection.execute(RECORD, parameters)
+                    connection.commit()
+        return None if row is None else Stamps(row[0], row[1])
+
+    def _check_balance(self, request: HoldRequest) -> Hold:
+        with self._autocommit.connect() as connection:
+            row = connection.execute(BALANCE_AND_STAMPS, {"user_id": request.user_id}).first()
+        if row is None:
+            raise Unauthorized(ledger.GONE)
+        balance, prices, access = row
+        if balance <= 0:
+            raise PaymentRequired(ledger.SPENT)
+        if request.minimum is not None and balance + request.overdraft < request.minimum:
+            raise PaymentRequired(ledger.TOO_LOW)
+        return Hold(0, Stamps(prices, access))
