@@ -77,8 +77,13 @@ def session_fake() -> Iterator[FakeGemini]:
 
 @pytest.fixture(scope="session")
 def shared_stack(session_fake, tmp_path_factory) -> Iterator[ProxyStack]:
-    """One Vault (two gevent workers) for the whole run, for tests that leave the pool healthy."""
-    stack = build_stack(tmp_path_factory.mktemp("shared-stack"), session_fake, WEB_CONCURRENCY="2")
+    """One Vault (two gevent workers) for the whole run, for tests that leave the pool healthy.
+
+    It settles each call in its request (`VAULT_SETTLE_DELAY_MS=0`): tests compare snapshots call
+    by call; `own_stack` runs the production default (batched settlements).
+    """
+    stack = build_stack(tmp_path_factory.mktemp("shared-stack"), session_fake, WEB_CONCURRENCY="2",
+                        VAULT_SETTLE_DELAY_MS="0")
     yield stack
     stack.server.stop()
 

@@ -1,4 +1,8 @@
-"""HTTP to the upstream: one pooled `requests` session per worker, streamed, with timeouts.
+"""HTTP to the upstream: one pooled `requests` adapter per worker, streamed, with timeouts.
+
+The request is built here, complete, and handed to the adapter: a `Session` would re-parse
+the URL, merge settings, cookies and environment proxies on every call, none of which the
+Vault uses (its URLs are made from allow-listed, already encoded parts).
 
 The upstream key travels only in a header (`x-goog-api-key` on native paths,
 `Authorization: Bearer` on OpenAI-compatible ones), never in the URL, which ends up in logs.
@@ -7,9 +11,11 @@ The request's other headers are built by the proxy from an allow-list (`vault.pr
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 READ_SIZE = 64 * 1024
 
@@ -44,30 +50,29 @@ class UpstreamClient:
     def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, pool_size: int):
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
-        self._session = requests.Session()
-        self._session.trust_env = False
-        # Ask for identity encoding: bytes are relayed as they arrive, never re-compressed.
-        self._session.headers = {"Accept-Encoding": "identity"}
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
 
     def send(self, request: UpstreamRequest, secret: str) -> requests.Response:
         """Open the upstream response (headers read, body not yet) with `secret` attached."""
-        headers = dict(request.headers)
+        # Ask for identity encoding: bytes are relayed as they arrive, never re-compressed.
+        headers = {"Accept-Encoding": "identity", **request.headers}
         if request.bearer_auth:
             headers["Authorization"] = f"Bearer {secret}"
         else:
             headers["x-goog-api-key"] = secret
-        return self._session.request(
-            request.method, self.base_url + request.path, params=request.query or None,
-            data=request.body or None, headers=headers, stream=True, timeout=self.timeout,
-            allow_redirects=False,
-        )
+        if request.body:
+            headers["Content-Length"] = str(len(request.body))
+        prepared = requests.PreparedRequest()
+        prepared.method = request.method
+        prepared.url = self.base_url + request.path + ("?" + urlencode(request.query) if request.query else "")
+        prepared.headers = CaseInsensitiveDict(headers)
+        prepared.body = request.body or None
+        prepared.hooks = {"response": []}
+        return self._adapter.send(prepared, stream=True, timeout=self.timeout)
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self._session.close()
+        self._adapter.close()
 
 
 def iter_body(response: requests.Response) -> Iterator[bytes]:

@@ -7,6 +7,9 @@
   2-second body deadline.
 
 Both reset their fake before each test; the shared `stack` fixture serves read-only attempts.
+They settle each call in its request (`VAULT_SETTLE_DELAY_MS=0`) because these tests compare
+before/after snapshots of balances and records call by call; the batched writer is exercised by
+the metering, ledger and soak stacks.
 """
 
 from collections.abc import Iterator
@@ -29,7 +32,8 @@ def private_stack(tmp_path_factory, name: str, key_count: int, postgres: bool = 
         database_url = database.render_as_string(hide_password=False)
     fake = FakeGemini().start()
     try:
-        stack = build_stack(tmp_path_factory.mktemp(name), fake, key_count, database_url, **settings)
+        stack = build_stack(tmp_path_factory.mktemp(name), fake, key_count, database_url,
+                            **({"VAULT_SETTLE_DELAY_MS": "0"} | settings))
         try:
             yield stack
         finally:
