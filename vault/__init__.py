@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 
 from vault.config import finalize, settings_from_env
-from vault.database import engine_options, install_sqlite_pragmas
+from vault.database import engine_options, install_idle_ping, install_sqlite_pragmas
 from vault.extensions import csrf, db, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ def init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)
+        install_idle_ping(db.engine)
     init_runtime(app)
 
 
@@ -69,6 +70,7 @@ def register_blueprints(app: Flask) -> None:
     from vault.headers import install_headers
     from vault.inbound import install_body_reader
     from vault.observability import install_request_ids
+    from vault.sessions import install_sessions
     from vault.templating import register_filters
 
     for blueprint in (auth.bp, dashboard.bp, admin.bp, proxy.bp, health.bp, docs.bp):
@@ -81,3 +83,4 @@ def register_blueprints(app: Flask) -> None:
     # Proxied calls read their body themselves, after the Vault key is checked.
     install_body_reader(app, skip=lambda req: req.blueprint == proxy.bp.name)
     install_headers(app)
+    install_sessions(app)

@@ -1,8 +1,14 @@
 """Engine settings per database: pooled PostgreSQL, SQLite tuned for several workers."""
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
+
+# A pooled connection idle longer than this is pinged before use (one round trip); one used
+# more recently is trusted, and a dead one is replaced when its statement fails.
+PING_AFTER_IDLE_SECONDS = 10.0
 
 
 def engine_options(url: str, pool_size: int, max_overflow: int) -> dict[str, Any]:
@@ -13,9 +19,32 @@ def engine_options(url: str, pool_size: int, max_overflow: int) -> dict[str, Any
     return {
         "pool_size": pool_size,
         "max_overflow": max_overflow,
-        "pool_pre_ping": True,
         "pool_recycle": 1800,
     }
+
+
+def install_idle_ping(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Ping a pooled server connection before use only if it sat idle (`pool_pre_ping` pings
+    before every use: a round trip per proxied call). A failed ping makes the pool open a new one."""
+    if engine.dialect.name == "sqlite":
+        return
+
+    @event.listens_for(engine, "checkin")
+    def note_idle(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise DisconnectionError("pooled connection failed its ping") from exc
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

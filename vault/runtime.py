@@ -47,7 +47,8 @@ class VaultRuntime:
     def caches_current(self, stamps: Stamps) -> bool:
         """Whether this worker's checked keys and prices are those of `stamps`; forgets the stale ones."""
         keys_current = self.keys.current(stamps.access)
-        prices_current = stamps.prices is None or stamps.prices == self.prices.version
+        # A book never read has nothing stale in it; it reads the tables when first asked.
+        prices_current = not self.prices.loaded or stamps.prices == self.prices.version
         return keys_current and prices_current
 
 

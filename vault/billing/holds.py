@@ -7,16 +7,19 @@ free call reads the balance it must not have spent. The same statement carries t
 and `access` stamps (`vault.models.billing_version`), so the worker's cached price book and
 Vault keys are checked on every call at no extra cost.
 
-Anything the one statement cannot settle — a balance that covers less than the full hold,
-a refusal — goes to `ledger.reserve`, the general (compare-and-swap) path, which gives the
-same answers with a few more statements.
+The hold goes straight to the pooled driver connection (SQLAlchemy's statement machinery
+would cost more than the statement itself). Anything the one statement cannot settle — a
+balance that covers less than the full hold, a refusal — goes to `ledger.reserve`, the
+general (compare-and-swap) path, which gives the same answers with a few more statements.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, delete, select, text, update
+from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from vault.billing import ledger
@@ -25,34 +28,35 @@ from vault.models import PendingHold, User
 from vault.models.billing_version import ACCESS, PRICES, stamp_of  # the SQL below spells out the same names
 from vault.models.types import UTCDateTime
 
-TIMES = (bindparam("created_at", type_=UTCDateTime()), bindparam("expires_at", type_=UTCDateTime()))
-
-# PostgreSQL: balance and hold row in one statement (a data-modifying CTE), one round trip.
-TAKE_AND_RECORD = text("""
+# PostgreSQL: balance and hold row in one statement (a data-modifying CTE), one round trip. The
+# casts type the parameters of the SELECT list, which PostgreSQL would otherwise read as text.
+TAKE_AND_RECORD = """
     WITH taken AS (
         UPDATE users SET balance_nano = balance_nano - :hold
         WHERE id = :user_id AND balance_nano >= :need
         RETURNING id)
     INSERT INTO pending_holds (settlement_id, client_request_id, user_id, api_key_id, endpoint, model,
                                amount_nano, estimate_nano, created_at, expires_at)
-    SELECT :settlement_id, :client_request_id, :user_id, :api_key_id, :endpoint, :model,
-           :hold, :estimate_nano, :created_at, :expires_at FROM taken
+    SELECT CAST(:settlement_id AS VARCHAR), CAST(:client_request_id AS VARCHAR), CAST(:user_id AS INTEGER),
+           CAST(:api_key_id AS INTEGER), CAST(:endpoint AS VARCHAR), CAST(:model AS VARCHAR), CAST(:hold AS BIGINT),
+           CAST(:estimate_nano AS BIGINT), CAST(:created_at AS TIMESTAMPTZ), CAST(:expires_at AS TIMESTAMPTZ)
+    FROM taken
     RETURNING (SELECT version FROM billing_versions WHERE name = 'prices'),
               (SELECT version FROM billing_versions WHERE name = 'access')
-""").bindparams(*TIMES)
+"""
 # SQLite: the conditional UPDATE returns the stamps; the row follows in the same transaction.
-TAKE_RETURNING = text("""
+TAKE_RETURNING = """
     UPDATE users SET balance_nano = balance_nano - :hold
     WHERE id = :user_id AND balance_nano >= :need
     RETURNING (SELECT version FROM billing_versions WHERE name = 'prices'),
               (SELECT version FROM billing_versions WHERE name = 'access')
-""")
-RECORD = text("""
+"""
+RECORD = """
     INSERT INTO pending_holds (settlement_id, client_request_id, user_id, api_key_id, endpoint, model,
                                amount_nano, estimate_nano, created_at, expires_at)
     VALUES (:settlement_id, :client_request_id, :user_id, :api_key_id, :endpoint, :model,
             :hold, :estimate_nano, :created_at, :expires_at)
-""").bindparams(*TIMES)
+"""
 users = User.__table__
 BALANCE_AND_STAMPS = select(users.c.balance_nano, stamp_of(PRICES), stamp_of(ACCESS)).where(
     users.c.id == bindparam("user_id"))
@@ -101,6 +105,11 @@ class HoldRequest:
                 "created_at": self.created_at, "expires_at": self.expires_at}
 
 
+def driver_sql(sql: str, postgres: bool) -> str:
+    """`sql` with its `:name` parameters in the driver's own style (psycopg: `%(name)s`)."""
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql) if postgres else sql
+
+
 class Holds:
     """Takes and releases holds for the Meter, in as few round trips as the database allows."""
 
@@ -110,6 +119,10 @@ class Holds:
         self._postgres = engine.dialect.name == "postgresql"
         # One statement needs no transaction around it: autocommit saves PostgreSQL's COMMIT round trip.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else engine
+        self._driver_error = engine.dialect.loaded_dbapi.Error
+        self._bind_time = UTCDateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect) or (lambda v: v)
+        self._statements = tuple(driver_sql(statement, self._postgres)
+                                 for statement in (TAKE_AND_RECORD, TAKE_RETURNING, RECORD))
 
     def take(self, request: HoldRequest) -> Hold:
         """Hold `request.amount` (or what `ledger.reserve` allows when the balance covers less);
@@ -141,16 +154,53 @@ class Holds:
         return amount or 0
 
     def _take_full(self, request: HoldRequest) -> Stamps | None:
-        """The whole hold in one round trip, or None when the balance does not cover it."""
+        """The whole hold in one round trip, or None when the balance does not cover it.
+
+        Sent on the pooled driver connection itself: SQLAlchemy's statement machinery would
+        cost more than the statement. A connection found dead is replaced once.
+        """
         parameters = request.parameters()
-        with self._autocommit.connect() as connection:
+        for name in ("created_at", "expires_at"):
+            parameters[name] = self._bind_time(parameters[name])
+        for attempt in (1, 2):
+            connection = self._engine.raw_connection()
+            try:
+                return self._take_on(connection, parameters)
+            except self._driver_error as exc:
+                dead = self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+                if dead:
+                    connection.invalidate(exc)
+                if not dead or attempt == 2:
+                    raise DBAPIError.instance(self._statements[0], parameters, exc, self._driver_error) from exc
+            finally:
+                connection.close()
+        return None
+
+    def _take_on(self, connection, parameters: dict) -> Stamps | None:
+        take_and_record, take, record = self._statements
+        cursor = connection.cursor()
+        try:
             if self._postgres:
-                row = connection.execute(TAKE_AND_RECORD, parameters).first()
+                connection.dbapi_connection.autocommit = True  # one statement: no COMMIT round trip
+                try:
+                    cursor.execute(take_and_record, parameters)
+                    row = cursor.fetchone()
+                finally:
+                    connection.dbapi_connection.autocommit = False
             else:
-                row = connection.execute(TAKE_RETURNING, parameters).first()
-                if row is not None:
-                    connection.execute(RECORD, parameters)
+                cursor.execute(take, parameters)
+                row = cursor.fetchone()
+                if row is None:
+                    connection.rollback()
+                else:
+                    cursor.execute(record, parameters)
                     connection.commit()
+        except BaseException:
+            if not self._postgres:
+                connection.rollback()
+            raise
+        finally:
+            cursor.close()
         return None if row is None else Stamps(row[0], row[1])
 
     def _check_balance(self, request: HoldRequest) -> Hold:

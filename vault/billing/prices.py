@@ -137,6 +137,11 @@ class PriceBook:
         """The price version the book holds (None before the first load or without a stamp)."""
         return self._version
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the book has read the tables at least once."""
+        return self._loaded_at != -math.inf
+
     def lookup(self, model: str, version: int | None = None) -> Price:
         """The price of `model` (normalised), or the fallback for unknown models.
 

@@ -49,6 +49,7 @@ class SettlementWriter:
         self._queue: list[ledger.Settlement] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._closed = threading.Event()
         self._writing = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -56,7 +57,7 @@ class SettlementWriter:
 
     def submit(self, entry: ledger.Settlement) -> None:
         """Queue one call's settlement (or write it now when `delay` is 0)."""
-        if self.delay <= 0:
+        if self.delay <= 0 or self._closed.is_set():
             if self._write_all([entry]):
                 log.error("settlement %s FAILED: user %s hold %s cost %s; the hold stays pending for the sweeper",
                           entry.settlement_id, entry.user_id, entry.hold, entry.cost)
@@ -86,7 +87,9 @@ class SettlementWriter:
                     return False
 
     def close(self) -> None:
-        """Write what is queued before the process ends."""
+        """Write what is queued and stop the background writer (the process is ending)."""
+        self._closed.set()
+        self._wake.set()
         if self.pending():
             self.flush()
 
@@ -98,17 +101,17 @@ class SettlementWriter:
             self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._closed.is_set():
             self._wake.wait()
             self._wake.clear()
-            time.sleep(self.delay)  # let the calls ending meanwhile join this batch
+            self._closed.wait(self.delay)  # let the calls ending meanwhile join this batch
             try:
                 written = self.flush()
             except Exception:  # the writer must outlive any one bad batch
                 log.exception("settlement writer: a batch failed; its calls stay queued")
                 written = False
             if not written:
-                time.sleep(self._retry_delays[-1])
+                self._closed.wait(self._retry_delays[-1])
             if self.pending():
                 self._wake.set()
 

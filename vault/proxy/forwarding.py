@@ -55,15 +55,17 @@ def serve() -> Response:
     call = resolve(request.method, raw_path(request.environ), request.args.items(multi=True), bearer_caller(request))
     vault = runtime()
     presented = presented_vault_key(request)
-    inbound, prices_seen = None, None
+    inbound, prices_seen, limited_at = None, None, None
     for refreshed in (False, True):
         caller = authenticate_caller(vault, presented)
         meter = Meter(vault.books, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id,
                       call.action.name, client_request_id=g.request_id, observe=lambda entry: observe(vault, entry))
         try:
-            if inbound is None:
-                limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
+            limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
+            if limit != limited_at:  # counted before the body is read; again if a refresh changed the limit
                 enforce_key_limit(vault.limiter, caller.api_key_id, limit)
+                limited_at = limit
+            if inbound is None:
                 inbound = read_inbound(call)
             upstream = upstream_request(inbound)
             meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
