@@ -54,9 +54,12 @@ SOAK_SECONDS ?= 180
 soak: install-dev
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -m soak tests/soak -p no:cacheprovider -s
 
-## Benchmark the Vault against calling the fake upstream directly (see README).
+## Benchmark: the Vault against a bare Flask/gevent pass-through (the floor) and the fake upstream
+## called directly, pinned to their own cores (needs wrk: apt-get install -y wrk). Options via
+## BENCH_ARGS, e.g. BENCH_ARGS="--quick" (about two minutes), "--streams-5000", "--rows 1000000"
+## (with BENCH_DATABASE_URL=postgresql://…); see bench/run.py.
 bench: install-dev
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## Rebuild static/css/app.css with the Tailwind CLI (npm); the built file is committed.
 css:

@@ -7,13 +7,18 @@ import sys
 from dotenv import load_dotenv
 
 
+def serving() -> bool:
+    """True in a gunicorn process; false for `flask --app wsgi …` and for tests."""
+    return os.path.basename(sys.argv[0]).startswith("gunicorn")
+
+
 def _patch_gevent_if_serving() -> None:
     """Patch the standard library for gevent when gunicorn loads us before its worker does.
 
     gunicorn's gevent worker patches on its own; this guard covers `preload_app`, where the
     app is imported in the master first. CLI commands and tests are never patched.
     """
-    if not os.path.basename(sys.argv[0]).startswith("gunicorn"):
+    if not serving():
         return
     from gevent import monkey
 
@@ -30,4 +35,5 @@ from vault.observability import configure_logging_from_env  # noqa: E402
 configure_logging_from_env(os.environ)
 logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-app = create_app()
+# gunicorn never runs `flask db` or the operator commands: its workers go without them.
+app = create_app(cli=not serving())

@@ -31,18 +31,20 @@ KEY_LOOKUP = (
 @dataclass(frozen=True)
 class Caller:
     """Who is calling the proxy: the key's and its owner's ids and its rate limit (plain values,
-    safe in a stream)."""
+    safe in a stream), and the `access` stamp they were read at."""
 
     api_key_id: int
     user_id: int
     rate_limit_rpm: int | None = None
+    access_version: int | None = None
 
 
 class KeyCache:
     """Live Vault keys this process has checked, by hash, good while the `access` stamp stays put.
 
     Only keys that passed are kept (an unknown key is looked up every time); at most `size`,
-    the oldest forgotten first.
+    the oldest forgotten first. Every entry was read at the cache's `version`: a newer stamp
+    empties it.
     """
 
     def __init__(self, size: int = 10_000):
@@ -54,26 +56,31 @@ class KeyCache:
     def get(self, key_hash: str) -> Caller | None:
         return self._callers.get(key_hash)
 
-    def put(self, key_hash: str, caller: Caller, version: int | None) -> None:
-        """Keep `caller`, read at stamp `version` (a read older than the entries is not kept)."""
+    def put(self, key_hash: str, caller: Caller) -> None:
+        """Keep `caller` (a read older than the entries is not kept)."""
         with self._lock:
-            if version != self.version:
-                if self.version is not None and (version is None or version < self.version):
+            if caller.access_version != self.version:
+                if not self._newer(caller.access_version):
                     return
                 self._callers.clear()
-                self.version = version
+                self.version = caller.access_version
             if len(self._callers) >= self._size:
                 self._callers.pop(next(iter(self._callers)))
             self._callers[key_hash] = caller
 
-    def current(self, version: int | None) -> bool:
-        """Whether the entries are still good, given the stamp `version` just read; if not, forget them."""
-        if version == self.version:
+    def current(self, caller: Caller, stamp: int | None) -> bool:
+        """Whether `caller` is still good, given the `access` stamp just read; if not, the cache
+        forgets everything read before that stamp."""
+        if caller.access_version == stamp:
             return True
         with self._lock:
-            self._callers.clear()
-            self.version = version
+            if self._newer(stamp):
+                self._callers.clear()
+                self.version = stamp
         return False
+
+    def _newer(self, stamp: int | None) -> bool:
+        return self.version is None or stamp is None or stamp > self.version
 
 
 def authenticate(session: Session, plaintext: str | None, cache: KeyCache | None = None) -> Caller:
@@ -92,7 +99,7 @@ def authenticate(session: Session, plaintext: str | None, cache: KeyCache | None
         raise Unauthorized("Invalid or revoked Vault key.")
     if not row[3]:
         raise Forbidden("This account is deactivated.")
-    caller = Caller(api_key_id=row[0], user_id=row[2], rate_limit_rpm=row[4])
+    caller = Caller(api_key_id=row[0], user_id=row[2], rate_limit_rpm=row[4], access_version=row[5])
     if cache is not None:
-        cache.put(key_hash, caller, row[5])
+        cache.put(key_hash, caller)
     return caller

@@ -17,7 +17,6 @@ from vault.billing import catalog
 from vault.config import ConfigError
 from vault.errors import Conflict, ValidationFailed
 from vault.extensions import db
-from vault.jsonapi import NewAccountBody, parse_body
 from vault.models import ModelPrice, UpstreamKeyState
 from vault.runtime import runtime
 
@@ -56,6 +55,8 @@ def bootstrap_admin(email: str | None, password: str | None, balance_nano: int) 
     signed up with that email first); `flask --app wsgi create-admin --force` does that.
     """
     try:
+        from vault.jsonapi import NewAccountBody, parse_body  # here: pydantic only when an admin is made
+
         body = parse_body(NewAccountBody, {"email": email, "password": password})
     except ValidationFailed as exc:
         raise ConfigError(f"VAULT_ADMIN_EMAIL/VAULT_ADMIN_PASSWORD: {exc.fields}") from None

@@ -1,14 +1,14 @@
 """Engine settings per database: pooled PostgreSQL, SQLite tuned for several workers."""
 
-import time
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 
-# A pooled connection idle longer than this is pinged before use (one round trip); one used
-# more recently is trusted, and a dead one is replaced when its statement fails.
-PING_AFTER_IDLE_SECONDS = 10.0
+_UNPINGED = contextvars.ContextVar("unpinged_checkout", default=False)
 
 
 def engine_options(url: str, pool_size: int, max_overflow: int) -> dict[str, Any]:
@@ -23,28 +23,35 @@ def engine_options(url: str, pool_size: int, max_overflow: int) -> dict[str, Any
     }
 
 
-def install_idle_ping(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
-    """Ping a pooled server connection before use only if it sat idle (`pool_pre_ping` pings
-    before every use: a round trip per proxied call). A failed ping makes the pool open a new one."""
+def install_checkout_ping(engine: Engine) -> None:
+    """Ping a pooled server connection before it is used, as `pool_pre_ping` does, except
+    inside `unpinged()`: the proxy's one statement per call would pay a second round trip for
+    it, and replaces a dead connection itself instead. A failed ping makes the pool open a new one."""
     if engine.dialect.name == "sqlite":
         return
 
-    @event.listens_for(engine, "checkin")
-    def note_idle(_dbapi_connection, record) -> None:
-        record.info["idle_since"] = time.monotonic()
-
     @event.listens_for(engine, "checkout")
-    def ping_if_idle(dbapi_connection, record, _proxy) -> None:
-        since = record.info.pop("idle_since", None)
-        if since is None or time.monotonic() - since < idle_seconds:
+    def ping(dbapi_connection, _record, _proxy) -> None:
+        if _UNPINGED.get():
             return
+        # A dead one renews the whole pool (its other connections went down with it), as
+        # `pool_pre_ping` does.
         try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-            dbapi_connection.rollback()
+            alive = engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            raise DisconnectionError("pooled connection failed its ping") from exc
+            raise InvalidatePoolError("pooled connection failed its ping") from exc
+        if not alive:
+            raise InvalidatePoolError("pooled connection failed its ping")
+
+
+@contextmanager
+def unpinged() -> Iterator[None]:
+    """Check connections out without the ping (the caller retries a connection found dead)."""
+    token = _UNPINGED.set(True)
+    try:
+        yield
+    finally:
+        _UNPINGED.reset(token)
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

@@ -1,7 +1,10 @@
-"""Flask extensions, created unbound here and bound to the app in `create_app`."""
+"""Flask extensions, created unbound here and bound to the app in `create_app`.
+
+Flask-Migrate is not among them: it brings Alembic, which only `flask db` needs, so
+`create_app` builds it with the other CLI commands (see `init_cli`).
+"""
 
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
@@ -24,6 +27,5 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

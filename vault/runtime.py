@@ -8,7 +8,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.access import KeyCache
-from vault.billing.holds import Holds, Stamps
+from vault.billing.holds import Holds
 from vault.billing.meter import Books, HoldPolicy
 from vault.billing.prices import Price, PriceBook, Rates
 from vault.billing.settler import SettlementWriter
@@ -43,13 +43,6 @@ class VaultRuntime:
     sweeper: Sweeper
     books: Books
     keys: KeyCache
-
-    def caches_current(self, stamps: Stamps) -> bool:
-        """Whether this worker's checked keys and prices are those of `stamps`; forgets the stale ones."""
-        keys_current = self.keys.current(stamps.access)
-        # A book never read has nothing stale in it; it reads the tables when first asked.
-        prices_current = not self.prices.loaded or stamps.prices == self.prices.version
-        return keys_current and prices_current
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
@@ -103,7 +96,7 @@ def init_runtime(app: Flask) -> VaultRuntime:
         metrics=metrics,
         sweeper=Sweeper(session_factory, config["VAULT_SWEEP_INTERVAL_SECONDS"]),
         books=Books(Holds(engine, session_factory),
-                    SettlementWriter(session_factory, config["VAULT_SETTLE_DELAY_MS"] / 1000)),
+                    SettlementWriter(engine, session_factory, config["VAULT_SETTLE_DELAY_MS"] / 1000)),
         keys=KeyCache(config["VAULT_KEY_CACHE_SIZE"]),
     )
     app.extensions["vault"] = built

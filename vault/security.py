@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -114,6 +113,8 @@ def issue_access_token(
     user_id: int, session_version: int, secret: str, ttl_seconds: int, now: datetime | None = None
 ) -> str:
     """Sign an HS256 access token for the user at their current session version."""
+    import jwt  # here, not at the top: PyJWT loads ~2 MB of crypto a proxy-only worker never uses
+
     issued = now or utcnow()
     claims = {
         "sub": str(user_id),
@@ -127,6 +128,8 @@ def issue_access_token(
 
 def read_access_token(token: str, secret: str) -> tuple[int, int]:
     """Verify a token and return `(user_id, session_version)`; raise `TokenError` otherwise."""
+    import jwt  # see issue_access_token
+
     try:
         claims = jwt.decode(
             token,

@@ -3,6 +3,7 @@
 from flask import Blueprint, request
 from flask_login import current_user
 
+from vault import add_lazy_routes
 from vault.auth.identity import require_user
 from vault.errors import Forbidden
 from vault.extensions import login_manager
@@ -24,4 +25,30 @@ def require_admin():
     return None
 
 
-from vault.admin import api, billing_api, invites_api, views  # noqa: E402,F401  (routes register themselves on bp)
+from vault.admin import views  # noqa: E402,F401  (the pages register themselves on bp)
+
+# The JSON API loads on its first call (pydantic is its cost; see add_lazy_routes).
+add_lazy_routes(bp, "vault.admin.api", [
+    ("GET", "/api/users", "list_users"),
+    ("PATCH", "/api/users/<int:user_id>", "update_user"),
+    ("PATCH", "/api/api-keys/<int:key_id>", "update_api_key"),
+    ("GET", "/api/upstream-keys", "list_upstream_keys"),
+    ("POST", "/api/upstream-keys", "add_upstream_keys"),
+    ("PATCH", "/api/upstream-keys/<int:key_id>", "update_upstream_key"),
+    ("DELETE", "/api/upstream-keys/<int:key_id>", "delete_upstream_key"),
+])
+add_lazy_routes(bp, "vault.admin.billing_api", [
+    ("GET", "/api/users/<int:user_id>", "show_user"),
+    ("GET", "/api/prices", "list_prices"),
+    ("GET", "/api/prices/<model>", "show_price"),
+    ("PUT", "/api/prices/<model>", "put_price"),
+    ("DELETE", "/api/prices/<model>", "delete_price"),
+    ("GET", "/api/models", "list_models"),
+    ("GET", "/api/usage", "list_usage"),
+    ("GET", "/api/usage/summary", "usage_summary"),
+])
+add_lazy_routes(bp, "vault.admin.invites_api", [
+    ("GET", "/api/invites", "list_invites"),
+    ("POST", "/api/invites", "create_invite"),
+    ("DELETE", "/api/invites/<int:invite_id>", "revoke_invite"),
+])

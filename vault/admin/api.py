@@ -1,4 +1,7 @@
-"""Admin JSON API: `/admin/api/…` (the role is checked once, in the blueprint)."""
+"""Admin JSON API: `/admin/api/…` (the role is checked once, in the blueprint).
+
+Its routes are listed in `vault/admin/__init__.py`; this module loads on the first call to one.
+"""
 
 from typing import Annotated, Any, Literal
 
@@ -6,11 +9,11 @@ from flask import Response, jsonify, request
 from pydantic import Field
 
 from vault import accounts, pool
-from vault.admin import bp
 from vault.admin.billing_api import BalanceBody, change_balance
+from vault.admin.views import refresh_pool
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
-from vault.extensions import csrf, db
+from vault.extensions import db
 from vault.jsonapi import Body, api_key_json, read_body, user_json
 from vault.models import UpstreamKey, User
 from vault.runtime import runtime
@@ -24,8 +27,6 @@ class PatchApiKeyBody(Body):
     rate_limit_rpm: Annotated[int, Field(ge=0, le=1_000_000)] | None
 
 
-@bp.patch("/api/api-keys/<int:key_id>")
-@csrf.exempt
 def update_api_key(key_id: int) -> Response:
     """Set a Vault key's requests-per-minute limit (0 = unlimited, null = the global default)."""
     body = read_body(PatchApiKeyBody)
@@ -44,15 +45,12 @@ class PatchUserBody(BalanceBody):
     is_admin: bool | None = None
 
 
-@bp.get("/api/users")
 def list_users() -> Response:
     """Every user with balance, state and usage totals."""
     users = db.session.scalars(db.select(User).order_by(User.id)).all()
     return jsonify([user_json(user) for user in users])
 
 
-@bp.patch("/api/users/<int:user_id>")
-@csrf.exempt
 def update_user(user_id: int) -> Response:
     """Activate/deactivate a user or grant/revoke admin; an admin cannot lock themselves out."""
     body = read_body(PatchUserBody)
@@ -93,7 +91,6 @@ def upstream_key_json(key: UpstreamKey) -> dict[str, Any]:
     }
 
 
-@bp.get("/api/upstream-keys")
 def list_upstream_keys() -> Response:
     """The pool with each key's health; deleted keys too with `?include_deleted=1`."""
     include_deleted = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
@@ -101,17 +98,6 @@ def list_upstream_keys() -> Response:
     return jsonify([upstream_key_json(key) for key in keys])
 
 
-def refresh_pool(results: list[pool.AddedKey]) -> None:
-    """Every worker sees the added keys; a revived one is cleared of the state it was deleted in."""
-    health = runtime().health
-    for result in results:
-        if result.revived:
-            health.set_enabled(result.key.id, True)
-    health.refresh(force=True)
-
-
-@bp.post("/api/upstream-keys")
-@csrf.exempt
 def add_upstream_keys() -> tuple[Response, int]:
     """Add `{keys: [...]}`; keys already pooled are reported, not duplicated; deleted ones are revived."""
     body = read_body(AddKeysBody)
@@ -121,8 +107,6 @@ def add_upstream_keys() -> tuple[Response, int]:
     return jsonify([upstream_key_json(result.key) | {"created": result.created} for result in results]), 201
 
 
-@bp.patch("/api/upstream-keys/<int:key_id>")
-@csrf.exempt
 def update_upstream_key(key_id: int) -> Response:
     """Enable or disable a key by hand, or relabel it."""
     body = read_body(PatchKeyBody)
@@ -137,8 +121,6 @@ def update_upstream_key(key_id: int) -> Response:
     return jsonify(upstream_key_json(key))
 
 
-@bp.delete("/api/upstream-keys/<int:key_id>")
-@csrf.exempt
 def delete_upstream_key(key_id: int) -> tuple[str, int]:
     """Take a key out of the pool for good (soft: its usage history keeps pointing at it)."""
     pool.delete_upstream_key(db.session, pool.find_upstream_key(db.session, key_id))

@@ -1,4 +1,7 @@
-"""Admin JSON API for money: balances, prices, and the usage ledger."""
+"""Admin JSON API for money: balances, prices, and the usage ledger.
+
+Its routes are listed in `vault/admin/__init__.py`; this module loads on the first call to one.
+"""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -9,13 +12,12 @@ from pydantic import Field, model_validator
 from sqlalchemy import select
 
 from vault import accounts
-from vault.admin import bp
 from vault.auth.identity import require_user
 from vault.billing import ledger, limits, prices, queries
 from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat
 from vault.errors import NotFound, ValidationFailed
-from vault.extensions import csrf, db
+from vault.extensions import db
 from vault.jsonapi import Body, api_key_json, parse_body, read_body, user_json
 from vault.models import BalanceAdjustment, GeminiModel, ModelPrice, User
 from vault.proxy.dialects import normalize_model
@@ -78,7 +80,6 @@ def ledger_json(check: ledger.LedgerCheck) -> dict[str, Any]:
             "open_holds_nano_usd": check.held, "open_holds": check.open_holds}
 
 
-@bp.get("/api/users/<int:user_id>")
 def show_user(user_id: int) -> Response:
     """One user with their keys, the ledger of balance changes and the balance checked against it."""
     user = accounts.get_user(db.session, user_id)
@@ -117,7 +118,6 @@ def fallback_json(fallback: prices.Price) -> dict[str, Any]:
             "cached_input_above": usd(above and above.cached), "grounding_fee": nano_to_json(base.grounding * 1000)}
 
 
-@bp.get("/api/prices")
 def list_prices() -> Response:
     """Every model price (USD per 1M tokens) and the fallback for unknown models."""
     rows = db.session.scalars(select(ModelPrice).order_by(ModelPrice.model))
@@ -131,13 +131,10 @@ def find_price(model: str) -> ModelPrice:
     return row
 
 
-@bp.get("/api/prices/<model>")
 def show_price(model: str) -> Response:
     return jsonify(price_json(find_price(model)))
 
 
-@bp.put("/api/prices/<model>")
-@csrf.exempt
 def put_price(model: str) -> Response:
     """Create or replace a model's prices (USD per 1M tokens)."""
     body = read_body(PriceBody)
@@ -150,8 +147,6 @@ def put_price(model: str) -> Response:
     return jsonify(price_json(row))
 
 
-@bp.delete("/api/prices/<model>")
-@csrf.exempt
 def delete_price(model: str) -> tuple[str, int]:
     prices.remove_price(db.session, find_price(model))
     db.session.commit()
@@ -166,7 +161,6 @@ def model_json(row: GeminiModel) -> dict[str, Any]:
             "refreshed_at": isoformat(row.refreshed_at)}
 
 
-@bp.get("/api/models")
 def list_models() -> Response:
     """The model table (token limits, read-only here) and the limits assumed for models not in it."""
     default_in, default_out = runtime().prices.default_limits
@@ -196,7 +190,6 @@ def read_usage_query() -> UsageQuery:
     return query
 
 
-@bp.get("/api/usage")
 def list_usage() -> Response:
     """Usage records, newest first, filtered and paginated."""
     query = read_usage_query()
@@ -206,7 +199,6 @@ def list_usage() -> Response:
                     "page": query.page, "per_page": query.per_page})
 
 
-@bp.get("/api/usage/summary")
 def usage_summary() -> Response:
     """Requests, tokens and cost per day and model, with the same filters."""
     query = read_usage_query()

@@ -1,20 +1,21 @@
 """Admin JSON API for invites: `/admin/api/invites` (the role is checked once, in the blueprint).
 
-An invite's code is shown once, in the answer that creates it; only its hash is stored.
+An invite's code is shown once, in the answer that creates it; only its hash is stored. Its
+routes are listed in `vault/admin/__init__.py`; this module loads on the first call to one.
 """
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from flask import Response, current_app, jsonify, request, url_for
+from flask import Response, jsonify
 from pydantic import Field
 
 from vault import accounts
-from vault.admin import bp
+from vault.admin.views import invite_url
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
 from vault.errors import ValidationFailed
-from vault.extensions import csrf, db
+from vault.extensions import db
 from vault.jsonapi import Body, read_body
 from vault.models import Invite
 
@@ -39,12 +40,6 @@ def invite_json(invite: Invite, now: datetime) -> dict[str, Any]:
     }
 
 
-def invite_url(code: str) -> str:
-    """The sign-up link that fills in `code`, at the address clients use."""
-    base = (current_app.config["VAULT_PUBLIC_URL"] or request.host_url).rstrip("/")
-    return base + url_for("auth.register", invite=code)
-
-
 def future_moment(moment: datetime | None, now: datetime) -> datetime | None:
     """`moment` in UTC (naive is read as UTC); `ValidationFailed` unless it is after `now`."""
     if moment is None:
@@ -55,15 +50,12 @@ def future_moment(moment: datetime | None, now: datetime) -> datetime | None:
     return moment
 
 
-@bp.get("/api/invites")
 def list_invites() -> Response:
     """Every invite, newest first, with its state; never the codes."""
     now = utcnow()
     return jsonify([invite_json(invite, now) for invite in accounts.list_invites(db.session)])
 
 
-@bp.post("/api/invites")
-@csrf.exempt
 def create_invite() -> tuple[Response, int]:
     """Mint a single-use invite `{note?, expires_at?}`; the code and link are shown this once."""
     body = read_body(NewInviteBody, allow_empty=True)
@@ -73,8 +65,6 @@ def create_invite() -> tuple[Response, int]:
     return jsonify(invite_json(new.record, now) | {"code": new.code, "url": invite_url(new.code)}), 201
 
 
-@bp.delete("/api/invites/<int:invite_id>")
-@csrf.exempt
 def revoke_invite(invite_id: int) -> tuple[str, int]:
     """Revoke an unused invite; a used one stays on record (409)."""
     accounts.revoke_invite(db.session, invite_id)

@@ -5,15 +5,13 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from vault import accounts, pool
 from vault.admin import bp
-from vault.admin.api import refresh_pool
 from vault.admin.forms import AddKeysForm, BalanceForm, InviteForm, KeyLimitForm, PriceForm, UsageFilterForm
-from vault.admin.invites_api import invite_url
 from vault.billing import ledger, limits, queries
 from vault.billing import prices as price_table
 from vault.billing.money import usd_to_nano
@@ -133,6 +131,12 @@ def user_role(user_id: int):
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
+def invite_url(code: str) -> str:
+    """The sign-up link that fills in `code`, at the address clients use."""
+    base = (current_app.config["VAULT_PUBLIC_URL"] or request.host_url).rstrip("/")
+    return base + url_for("auth.register", invite=code)
+
+
 @bp.get("/invites")
 def invites(form: InviteForm | None = None, new_invite: accounts.NewInvite | None = None) -> str:
     """Invites: create one (its link is shown once), see who used which, revoke unused ones."""
@@ -161,6 +165,15 @@ def invite_revoke(invite_id: int):
     db.session.commit()
     flash("The invite was revoked; its link no longer works.", "success")
     return redirect(url_for("admin.invites"))
+
+
+def refresh_pool(results: list[pool.AddedKey]) -> None:
+    """Every worker sees the added keys; a revived one is cleared of the state it was deleted in."""
+    health = runtime().health
+    for result in results:
+        if result.revived:
+            health.set_enabled(result.key.id, True)
+    health.refresh(force=True)
 
 
 @bp.get("/keys")

@@ -1,4 +1,7 @@
-"""JSON API of accounts: `/auth/users/`, `/auth/token`, `/auth/users/me`, logout and password."""
+"""JSON API of accounts: `/auth/users/`, `/auth/token`, `/auth/users/me`, logout and password.
+
+Its routes are listed in `vault/auth/__init__.py`; this module loads on the first call to one.
+"""
 
 from typing import Annotated
 
@@ -7,11 +10,10 @@ from flask_wtf.csrf import generate_csrf
 from pydantic import Field
 
 from vault import accounts
-from vault.auth import bp
 from vault.auth.identity import require_user
 from vault.clock import utcnow
 from vault.errors import BadRequest
-from vault.extensions import csrf, db
+from vault.extensions import db
 from vault.jsonapi import Body, NewAccountBody, Password, parse_body, read_body, read_json, user_json
 from vault.ratelimit import enforce_signup_limit
 from vault.runtime import runtime
@@ -36,8 +38,6 @@ class PasswordChangeBody(Body):
     new_password: Password
 
 
-@bp.post("/auth/users/")
-@csrf.exempt
 def api_register() -> tuple[Response, int]:
     """Create an account from `{email, password, invite_code?}`; any other field is ignored."""
     config = current_app.config
@@ -50,8 +50,6 @@ def api_register() -> tuple[Response, int]:
     return jsonify(user_json(user)), 201
 
 
-@bp.post("/auth/token")
-@csrf.exempt
 def issue_token() -> Response:
     """Exchange credentials (OAuth2 password form or JSON) for a bearer token."""
     email, password = read_credentials()
@@ -80,20 +78,16 @@ def read_credentials() -> tuple[str, str]:
     return body.email, body.password
 
 
-@bp.get("/auth/users/me")
 def me() -> Response:
     """The calling user, with balance and usage totals."""
     return jsonify(user_json(require_user()))
 
 
-@bp.get("/auth/csrf-token")
 def csrf_token() -> Response:
     """A CSRF token for scripts that call the JSON API with the browser session."""
     return jsonify(csrf_token=generate_csrf())
 
 
-@bp.post("/auth/logout")
-@csrf.exempt
 def logout_everywhere() -> tuple[str, int]:
     """End every session and token of the caller, this one included."""
     user = require_user()
@@ -102,8 +96,6 @@ def logout_everywhere() -> tuple[str, int]:
     return "", 204
 
 
-@bp.post("/auth/users/me/password")
-@csrf.exempt
 def api_change_password() -> tuple[str, int]:
     """Change the caller's password; every existing session and token ends."""
     user = require_user()

@@ -4,13 +4,13 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
-from vault.jsonapi import valid_email
-
 LENGTH = "Use at least 8 characters (and at most 1024)."
 
 
 def email_address(_form, field) -> None:
     """The same email rules as the JSON API."""
+    from vault.jsonapi import valid_email  # here, not at the top: jsonapi brings pydantic (see add_lazy_routes)
+
     try:
         field.data = valid_email(field.data or "")
     except ValueError as exc:

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from vault.billing import ledger
+from vault.database import unpinged
 from vault.errors import PaymentRequired, Unauthorized
 from vault.models import PendingHold, User
-from vault.models.billing_version import ACCESS, PRICES, stamp_of  # the SQL below spells out the same names
+from vault.models.billing_version import ACCESS, PRICES, stamp_of
 from vault.models.types import UTCDateTime
 
 # PostgreSQL: balance and hold row in one statement (a data-modifying CTE), one round trip. The
@@ -57,9 +58,13 @@ RECORD = """
     VALUES (:settlement_id, :client_request_id, :user_id, :api_key_id, :endpoint, :model,
             :hold, :estimate_nano, :created_at, :expires_at)
 """
+BALANCE_AND_STAMPS = """
+    SELECT balance_nano,
+           (SELECT version FROM billing_versions WHERE name = 'prices'),
+           (SELECT version FROM billing_versions WHERE name = 'access')
+    FROM users WHERE id = :user_id
+"""
 users = User.__table__
-BALANCE_AND_STAMPS = select(users.c.balance_nano, stamp_of(PRICES), stamp_of(ACCESS)).where(
-    users.c.id == bindparam("user_id"))
 READ_STAMPS = select(stamp_of(PRICES), stamp_of(ACCESS))
 
 
@@ -117,12 +122,11 @@ class Holds:
         self._engine = engine
         self._sessions = session_factory
         self._postgres = engine.dialect.name == "postgresql"
-        # One statement needs no transaction around it: autocommit saves PostgreSQL's COMMIT round trip.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else engine
         self._driver_error = engine.dialect.loaded_dbapi.Error
         self._bind_time = UTCDateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect) or (lambda v: v)
-        self._statements = tuple(driver_sql(statement, self._postgres)
-                                 for statement in (TAKE_AND_RECORD, TAKE_RETURNING, RECORD))
+        self._take_and_record, self._take, self._record, self._balance = (
+            driver_sql(statement, self._postgres)
+            for statement in (TAKE_AND_RECORD, TAKE_RETURNING, RECORD, BALANCE_AND_STAMPS))
 
     def take(self, request: HoldRequest) -> Hold:
         """Hold `request.amount` (or what `ledger.reserve` allows when the balance covers less);
@@ -154,58 +158,84 @@ class Holds:
         return amount or 0
 
     def _take_full(self, request: HoldRequest) -> Stamps | None:
-        """The whole hold in one round trip, or None when the balance does not cover it.
-
-        Sent on the pooled driver connection itself: SQLAlchemy's statement machinery would
-        cost more than the statement. A connection found dead is replaced once.
-        """
+        """The whole hold in one round trip, or None when the balance does not cover it."""
         parameters = request.parameters()
         for name in ("created_at", "expires_at"):
             parameters[name] = self._bind_time(parameters[name])
+        row = self._on_driver(self._take_on, parameters)
+        return None if row is None else Stamps(row[0], row[1])
+
+    def _on_driver(self, work: Callable, parameters: dict):
+        """`work(connection, parameters)` on a pooled driver connection, taken without the pool's
+        ping: SQLAlchemy's statement machinery and a ping would cost more than the statement.
+        A connection found dead is replaced once, by a pinged checkout (which renews the whole
+        pool if it finds more of them); a hold whose reply was lost then meets its own
+        settlement id, and is given back when the call settles."""
         for attempt in (1, 2):
-            connection = self._engine.raw_connection()
             try:
-                return self._take_on(connection, parameters)
+                if attempt == 1:
+                    with unpinged():
+                        connection = self._engine.raw_connection()
+                else:
+                    connection = self._engine.raw_connection()
+            except self._driver_error as exc:  # no connection to be had: the database is away
+                raise DBAPIError.instance("connect", {}, exc, self._driver_error) from exc
+            try:
+                if self._postgres:
+                    return self._autocommitted(work, connection, parameters)
+                return work(connection, parameters)
             except self._driver_error as exc:
                 dead = self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, None)
                 if dead:
                     connection.invalidate(exc)
                 if not dead or attempt == 2:
-                    raise DBAPIError.instance(self._statements[0], parameters, exc, self._driver_error) from exc
+                    raise DBAPIError.instance("hold", parameters, exc, self._driver_error) from exc
             finally:
                 connection.close()
         return None
 
-    def _take_on(self, connection, parameters: dict) -> Stamps | None:
-        take_and_record, take, record = self._statements
+    @staticmethod
+    def _autocommitted(work: Callable, connection, parameters: dict):
+        driver = connection.dbapi_connection
+        if driver.info.transaction_status != driver.info.transaction_status.IDLE:
+            driver.rollback()  # a pinged checkout left the ping's transaction open
+        driver.autocommit = True  # one statement: no BEGIN or COMMIT round trip
+        try:
+            return work(connection, parameters)
+        finally:
+            driver.autocommit = False
+
+    def _take_on(self, connection, parameters: dict):
         cursor = connection.cursor()
         try:
             if self._postgres:
-                connection.dbapi_connection.autocommit = True  # one statement: no COMMIT round trip
-                try:
-                    cursor.execute(take_and_record, parameters)
-                    row = cursor.fetchone()
-                finally:
-                    connection.dbapi_connection.autocommit = False
-            else:
-                cursor.execute(take, parameters)
-                row = cursor.fetchone()
-                if row is None:
-                    connection.rollback()
-                else:
-                    cursor.execute(record, parameters)
-                    connection.commit()
+                cursor.execute(self._take_and_record, parameters)
+                return cursor.fetchone()
+            cursor.execute(self._take, parameters)
+            row = cursor.fetchone()
+            if row is None:
+                connection.rollback()
+                return None
+            cursor.execute(self._record, parameters)
+            connection.commit()
+            return row
         except BaseException:
             if not self._postgres:
                 connection.rollback()
             raise
         finally:
             cursor.close()
-        return None if row is None else Stamps(row[0], row[1])
+
+    def _read_balance(self, connection, parameters: dict):
+        cursor = connection.cursor()
+        try:
+            cursor.execute(self._balance, parameters)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
 
     def _check_balance(self, request: HoldRequest) -> Hold:
-        with self._autocommit.connect() as connection:
-            row = connection.execute(BALANCE_AND_STAMPS, {"user_id": request.user_id}).first()
+        row = self._on_driver(self._read_balance, {"user_id": request.user_id})
         if row is None:
             raise Unauthorized(ledger.GONE)
         balance, prices, access = row

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -164,6 +164,9 @@ SETTLE_UPSTREAM_KEY = (
 def settle(session: Session, entry: Settlement) -> bool:
     """Replace the request's hold by its usage record, in one transaction; True if written.
 
+    What is refunded is what the hold row says was held, not what the request believes: a
+    hold whose commit reply was lost (the request saw an error) is still given back.
+
     False (and nothing changed) only when a record with this settlement id exists: the
     request is already settled. A reference to a row deleted meanwhile (a Vault key or an
     upstream key) is dropped rather than losing the charge; any other database error
@@ -187,13 +190,14 @@ def settle(session: Session, entry: Settlement) -> bool:
 def write_settlement(session: Session, entry: Settlement) -> None:
     # The hold goes first: on PostgreSQL a concurrent sweeper holding it (FOR UPDATE) makes
     # this wait, then find the record written, instead of the two deadlocking.
-    session.execute(DELETE_HOLD, {"settlement_id": entry.settlement_id})
+    held = session.scalar(DELETE_HOLD.returning(holds.c.amount_nano), {"settlement_id": entry.settlement_id})
+    entry = replace(entry, hold=held or 0)
     session.execute(INSERT_RECORD, entry.record_values())
     write_totals(session, [entry])
     session.commit()
 
 
-def settle_batch(session: Session, entries: list[Settlement]) -> None:
+def settle_batch(session: Session | Connection, entries: list[Settlement]) -> None:
     """Replace many holds by their usage records in one transaction (the settlement writer's batch).
 
     All or nothing: `IntegrityError` when any of them is already settled or names a key
@@ -202,13 +206,15 @@ def settle_batch(session: Session, entries: list[Settlement]) -> None:
     if not entries:
         return
     ids = sorted(entry.settlement_id for entry in entries)
-    session.execute(delete(holds).where(holds.c.settlement_id.in_(ids)))
+    held = dict(session.execute(delete(holds).where(holds.c.settlement_id.in_(ids))
+                                .returning(holds.c.settlement_id, holds.c.amount_nano)).all())
+    entries = [replace(entry, hold=held.get(entry.settlement_id, 0)) for entry in entries]
     session.execute(INSERT_RECORD, [entry.record_values() for entry in entries])
     write_totals(session, entries)
     session.commit()
 
 
-def write_totals(session: Session, entries: list[Settlement]) -> None:
+def write_totals(session: Session | Connection, entries: list[Settlement]) -> None:
     """Move the balances and counters of users, Vault keys and upstream keys by what `entries` cost,
     one UPDATE per row touched, rows in id order (so concurrent writers never deadlock)."""
     by_user: dict[int, dict] = {}

@@ -72,6 +72,8 @@ class Meter:
         self.output_cap = 0  # output tokens per candidate the hold covers
         self.lowered_cap: int | None = None  # set when that is below what the request allows
         self._price_version: int | None = None
+        self.priced = False  # a billed call, priced from the book at version `priced_at`
+        self.priced_at: int | None = None
         self.started_at: datetime = utcnow()
         self._started = time.perf_counter()
         self._first_byte_ms: int | None = None
@@ -88,6 +90,7 @@ class Meter:
         if billable:
             self.price = self._prices.lookup(model, price_version)
             self._price_version = price_version
+            self.priced, self.priced_at = True, self._prices.version
 
     def reserve(self, size: int, payload: object, large: bool = False) -> Stamps:
         """Hold the request's worst case, or as much of it as the balance covers with at least

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -40,9 +41,10 @@ RETRY_DELAYS = (0.05, 0.25, 1.0)
 class SettlementWriter:
     """Queues settlements and writes them in batches from one background thread (a greenlet under gevent)."""
 
-    def __init__(self, session_factory: Callable[[], Session], delay: float, max_batch: int = 500,
+    def __init__(self, engine: Engine, session_factory: Callable[[], Session], delay: float, max_batch: int = 500,
                  retry_delays: tuple[float, ...] = RETRY_DELAYS):
-        self._sessions = session_factory
+        self._engine = engine  # batches go through a plain connection: no ORM bookkeeping needed there
+        self._sessions = session_factory  # the one-by-one path, with `ledger.settle`'s rules
         self.delay = delay
         self._max_batch = max_batch
         self._retry_delays = retry_delays
@@ -127,8 +129,8 @@ class SettlementWriter:
         """One transaction for `batch`, retried on database errors; return what could not be written."""
         for delay in (*self._retry_delays, None):
             try:
-                with self._sessions() as session:
-                    ledger.settle_batch(session, batch)
+                with self._engine.connect() as connection:
+                    ledger.settle_batch(connection, batch)
                 return []
             except IntegrityError:
                 return self._write_one_by_one(batch)

@@ -2,6 +2,15 @@
 
 from flask import Blueprint
 
+from vault import add_lazy_routes
+
 bp = Blueprint("dashboard", __name__)
 
-from vault.dashboard import api, views  # noqa: E402,F401  (routes register themselves on bp)
+from vault.dashboard import views  # noqa: E402,F401  (the pages register themselves on bp)
+
+# The JSON API loads on its first call (pydantic is its cost; see add_lazy_routes).
+add_lazy_routes(bp, "vault.dashboard.api", [
+    ("POST", "/api-keys/", "api_create_key"),
+    ("GET", "/api-keys/", "api_list_keys"),
+    ("DELETE", "/api-keys/<int:key_id>", "api_revoke_key"),
+])

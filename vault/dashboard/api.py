@@ -1,4 +1,7 @@
-"""JSON API of a user's Vault keys: `/api-keys/`."""
+"""JSON API of a user's Vault keys: `/api-keys/`.
+
+Its routes are listed in `vault/dashboard/__init__.py`; this module loads on the first call to one.
+"""
 
 from typing import Annotated
 
@@ -7,8 +10,7 @@ from pydantic import Field
 
 from vault import accounts
 from vault.auth.identity import require_user
-from vault.dashboard import bp
-from vault.extensions import csrf, db
+from vault.extensions import db
 from vault.jsonapi import Body, api_key_json, read_body
 
 
@@ -16,8 +18,6 @@ class NewKeyBody(Body):
     name: Annotated[str, Field(max_length=100)] | None = None
 
 
-@bp.post("/api-keys/")
-@csrf.exempt
 def api_create_key() -> tuple[Response, int]:
     """Mint a key; the response is the only time the full key is shown."""
     user = require_user()
@@ -27,15 +27,12 @@ def api_create_key() -> tuple[Response, int]:
     return jsonify(api_key_json(new_key.record) | {"key": new_key.plaintext}), 201
 
 
-@bp.get("/api-keys/")
 def api_list_keys() -> Response:
     """The caller's keys with usage; never the keys themselves."""
     user = require_user()
     return jsonify([api_key_json(key) for key in accounts.list_api_keys(db.session, user)])
 
 
-@bp.delete("/api-keys/<int:key_id>")
-@csrf.exempt
 def api_revoke_key(key_id: int) -> tuple[str, int]:
     """Revoke one of the caller's keys; it stops working at once."""
     user = require_user()

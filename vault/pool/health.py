@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from importlib import import_module
 
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from vault.models import UpstreamCooldown, UpstreamKey, UpstreamKeyState
@@ -233,7 +233,8 @@ def read_snapshot(session: Session, box: SecretBox, now: float) -> PoolSnapshot:
 
 def upsert_cooldown(session: Session, key_id: int, model: str, until: datetime, reason: str) -> None:
     """Insert or extend the cooldown of (key, model) in one statement."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    # Only the dialect in use is imported (the other would cost every worker its memory).
+    dialect = import_module(f"sqlalchemy.dialects.{session.get_bind().dialect.name}")
     statement = dialect.insert(UpstreamCooldown).values(
         upstream_key_id=key_id, model=model, until=until, reason=reason[:255]
     )

@@ -23,6 +23,7 @@ from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from vault.access import Caller, authenticate
+from vault.billing.holds import Stamps
 from vault.billing.meter import Meter
 from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, SseUsageTap, evidence_of_body
 from vault.errors import BadRequest, VaultError
@@ -70,7 +71,7 @@ def serve() -> Response:
             upstream = upstream_request(inbound)
             meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
             stamps = meter.reserve(len(inbound.body), inbound.payload, inbound.large)
-            if not refreshed and not vault.caches_current(stamps):
+            if not refreshed and stale(vault, caller, meter, stamps):
                 meter.release()  # checked against stale keys or prices: give it back, check and hold again
                 prices_seen = stamps.prices
                 continue
@@ -88,6 +89,16 @@ def serve() -> Response:
             raise
         return respond(answer, upstream, meter)
     raise AssertionError("unreachable: the second pass always returns or raises")
+
+
+def stale(vault: VaultRuntime, caller: Caller, meter: Meter, stamps: Stamps) -> bool:
+    """Whether the call was checked or priced against what the hold's stamps show changed since.
+
+    Compared with what this very call used (another call may refresh the caches meanwhile):
+    the stamp its key was read at, the price version its price was read from.
+    """
+    keys_current = vault.keys.current(caller, stamps.access)
+    return not keys_current or (meter.priced and stamps.prices != meter.priced_at)
 
 
 def raw_path(environ: dict) -> str:
