@@ -28,7 +28,8 @@ print(json.dumps({{"modules": sorted(sys.modules), "commands": sorted(wsgi.app.c
 """
 # `flask db` (Flask-Migrate, Alembic and its Mako templates) and the operator commands never run
 # in a worker; PyJWT loads with the first API call that brings a token.
-NOT_AT_START = ["flask_migrate", "alembic", "mako", "vault.cli", "jwt"]
+NOT_AT_START = ["flask_migrate", "alembic", "mako", "vault.cli", "jwt",
+                "redis", "vault.pool.shared"]  # no REDIS_URL here: Redis is not used
 # Loaded on the first JSON API call (see vault.add_lazy_routes), the API reference or an admin's bootstrap.
 API_ONLY = ["pydantic", "email_validator", "vault.jsonapi", "vault.openapi", "vault.auth.api", "vault.dashboard.api",
             "vault.admin.api", "vault.admin.billing_api", "vault.admin.invites_api"]

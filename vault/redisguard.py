@@ -17,16 +17,12 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Errors that say "this Redis cannot be used now"; any other RedisError (a script bug, a
-# wrong type) is logged and answered from the fallback without opening the breaker.
-UNHEALTHY = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
 WARN_EVERY_SECONDS = 30.0
+
+# redis-py is imported where a client is made, not here: a Vault without REDIS_URL never loads
+# it (about 6 MB per worker).
 
 
 def client_options(timeout: float) -> dict:
@@ -35,12 +31,17 @@ def client_options(timeout: float) -> dict:
     redis-py retries a failed command three times by default: a Redis that accepts
     connections and never answers would cost four timeouts per command.
     """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return {"socket_connect_timeout": timeout, "socket_timeout": timeout, "retry": Retry(NoBackoff(), 0),
             "health_check_interval": 30}
 
 
-def redis_client(url: str, timeout: float) -> redis.Redis:
-    """A Redis client for `url` that fails fast (see `client_options`)."""
+def redis_client(url: str, timeout: float):
+    """A Redis client (`redis.Redis`) for `url` that fails fast (see `client_options`)."""
+    import redis
+
     return redis.Redis.from_url(url, **client_options(timeout))
 
 
@@ -53,6 +54,12 @@ class RedisGuard:
 
     def __init__(self, ping: Callable[[], object], retry_seconds: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):
+        import redis
+
+        # Errors that say "this Redis cannot be used now"; any other RedisError (a script bug, a
+        # wrong type) is logged and answered from the fallback without opening the breaker.
+        self._unhealthy = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+        self._refused = redis.RedisError
         self._ping = ping
         self._retry_seconds = retry_seconds
         self._clock = clock
@@ -79,9 +86,9 @@ class RedisGuard:
             return fallback
         try:
             return action()
-        except UNHEALTHY as exc:
+        except self._unhealthy as exc:
             self.trip(exc)
-        except redis.RedisError as exc:
+        except self._refused as exc:
             log.error("Redis refused a command (%s: %s); answering from local state", type(exc).__name__, exc)
         return fallback
 
@@ -115,7 +122,7 @@ class RedisGuard:
     def _probe(self) -> None:
         try:
             self._ping()
-        except redis.RedisError:
+        except self._refused:
             with self._lock:
                 self._probe_at = self._clock() + self._retry_seconds
             return

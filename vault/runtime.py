@@ -17,7 +17,6 @@ from vault.extensions import db
 from vault.observability import Metrics
 from vault.pool.health import PoolHealth
 from vault.pool.rotator import KeyRotator, RotatorPolicy
-from vault.pool.shared import SharedKeyRotator, connect
 from vault.ratelimit import Limiter, LoginThrottle
 from vault.redisguard import RedisGuard
 from vault.security import PasswordHashing, SecretBox
@@ -62,6 +61,8 @@ def init_runtime(app: Flask) -> VaultRuntime:
     timeout = config["VAULT_REDIS_TIMEOUT_SECONDS"]
     rotator, guard = KeyRotator(policy), None
     if redis_url:
+        from vault.pool.shared import SharedKeyRotator, connect  # redis-py only when there is a Redis
+
         client = connect(redis_url, timeout)
         # One breaker per Redis: the rotator and the limiter stop using it together.
         guard = RedisGuard(client.ping, config["VAULT_REDIS_RETRY_SECONDS"])
