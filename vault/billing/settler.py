@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vault.billing import ledger
+from vault.database import unpinged
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,9 @@ class SettlementWriter:
         """One transaction for `batch`, retried on database errors; return what could not be written."""
         for delay in (*self._retry_delays, None):
             try:
-                with self._engine.connect() as connection:
+                with unpinged():  # a dead connection fails the batch, which is retried anyway
+                    connection = self._engine.connect()
+                with connection:
                     ledger.settle_batch(connection, batch)
                 return []
             except IntegrityError:
