@@ -133,11 +133,13 @@ def relayed_database():
 def test_database_outage_fails_closed_and_recovers(tmp_path, relayed_database):
     url, relay = relayed_database
     fake = FakeGemini().start()
+    stopping: list[VaultServer] = []  # stopped whatever happens, so a failure leaves no server behind
     try:
         stack_environ = vault_environment(url, tmp_path / "instance") | {
             "GEMINI_BASE_URL": fake.base_url, "GEMINI_API_KEYS": fake.new_key(), "WEB_CONCURRENCY": "1"}
         assert flask_cli(stack_environ, "db", "upgrade").returncode == 0
         server = VaultServer(stack_environ).start()
+        stopping.append(server)
         vault_key, _ = sign_up(server.base_url)
         assert generate(server.base_url, vault_key).status_code == 200
         calls = len(fake.calls)
@@ -155,8 +157,9 @@ def test_database_outage_fails_closed_and_recovers(tmp_path, relayed_database):
         relay.restore()
         assert generate(server.base_url, vault_key).status_code == 200
         assert "Booting worker" in server.log() and server.log().count("Booting worker") == 1, "no crash loop"
-        server.stop()
     finally:
+        for running in stopping:
+            running.stop()
         fake.stop()
 
 
