@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Iterable
 
 from flask import Flask, Response, g, has_request_context, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from vault.ids import time_ordered_id
 
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -29,7 +30,7 @@ def install_request_ids(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
         offered = request.headers.get("X-Request-Id", "")
-        g.request_id = offered if SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        g.request_id = offered if SANE_REQUEST_ID.match(offered) else time_ordered_id()
 
     @app.after_request
     def return_request_id(response: Response) -> Response:

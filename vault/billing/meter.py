@@ -19,7 +19,6 @@ of what was delivered, recorded with `usage_source = "estimated"`.
 """
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from vault.billing.holds import HoldRequest, Holds, Stamps
 from vault.billing.settler import SettlementWriter
 from vault.billing.usage import NO_USAGE, Evidence, Usage
 from vault.clock import utcnow
+from vault.ids import time_ordered_id
 from vault.security import off_hub
 
 
@@ -61,7 +61,7 @@ class Meter:
         self._books = books
         self._prices = price_book
         self._policy = policy
-        self.settlement_id = uuid.uuid4().hex
+        self.settlement_id = time_ordered_id()
         self.client_request_id = client_request_id
         self.user_id, self.api_key_id, self.endpoint = user_id, api_key_id, endpoint
         self.model, self.streamed = "", False
