@@ -237,3 +237,11 @@ def test_a_stream_passes_its_hold_only_on_what_it_showed():
     free = Meter(None, None, HoldPolicy(0), 1, 1, "countTokens")
     assert not free.passes_hold(Evidence(Usage(prompt=10**6), 0, 0))
     assert free.charged(Evidence(None, 0, 10**6)) == (Usage(), "reported")
+
+
+@pytest.mark.parametrize("chars", [0, 1, 400, 10**6, 10**9])
+def test_an_estimate_alone_never_costs_more_than_the_hold(chars):
+    """Why `passes_hold` does not price chunks that report nothing: priced in full, they never pass."""
+    metered = meter_for(native({"text": "x" * 40}), hold=cost_nano(Usage(prompt=10, candidates=100), PRO.base))
+    estimate = metered.charged(Evidence(None, 0, chars), complete=False)[0]
+    assert metered.cost(estimate) <= metered.hold

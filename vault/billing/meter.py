@@ -146,8 +146,14 @@ class Meter:
         return prices.cost_nano(usage, self.price.rates_for(usage.prompt))
 
     def passes_hold(self, evidence: Evidence) -> bool:
-        """Whether a stream that has shown `evidence` so far costs more than its hold."""
-        return self.request is not None and self.cost(self.charged(evidence, complete=False)[0]) > self.hold
+        """Whether a stream that has shown `evidence` so far costs more than its hold.
+
+        Only reported usage or grounding can: an estimate of delivered text alone is capped at
+        what the hold covers (`estimate.estimated_usage`), so it is not priced per chunk.
+        """
+        if self.request is None or (evidence.reported is None and not evidence.grounding):
+            return False
+        return self.cost(self.charged(evidence, complete=False)[0]) > self.hold
 
     def first_byte(self) -> None:
         """Note when the answer started reaching the client."""
