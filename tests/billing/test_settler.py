@@ -149,3 +149,18 @@ def test_a_hold_whose_reply_was_lost_is_still_given_back(account):
     (record,) = records(user_id)
     assert record.hold_nano == held
     assert_books_balance(user_id)
+
+
+def test_a_call_whose_user_was_deleted_is_dropped_and_blocks_nobody(account, writer, caplog):
+    gone, kept = account("1.00"), account("1.00")
+    doomed = finished(gone, 5000, 1000)
+    after = finished(kept, 5000, 1000)
+    db.session.delete(db.session.get(User, gone))  # its holds go with it (ON DELETE CASCADE)
+    db.session.commit()
+    writer.submit(doomed)
+    writer.submit(after)
+    with caplog.at_level(logging.ERROR, logger="vault.billing.settler"):
+        assert writer.flush()
+    assert any(doomed.settlement_id in line and "cannot be written" in line for line in caplog.messages)
+    assert writer.pending() == 0 and [record.settlement_id for record in records()] == [after.settlement_id]
+    assert_books_balance()

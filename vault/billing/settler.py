@@ -14,8 +14,10 @@ record. A graceful stop (SIGTERM, a restart, `max_requests`) writes the queue fi
 (`close`, also registered with `atexit`).
 
 A batch that meets a constraint (a call settled meanwhile by the sweeper, a key deleted
-meanwhile) is written call by call with `ledger.settle`'s rules; a database error is retried
-with backoff, then the calls stay queued for the next round while the process lives.
+meanwhile) is written call by call with `ledger.settle`'s rules, and a call that can never be
+written (its user deleted meanwhile) is logged and dropped, so it cannot block the others; a
+database error is retried with backoff, then the calls stay queued for the next round while
+the process lives.
 `delay` 0 writes each settlement at once, in the caller (what tests use).
 """
 
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vault.billing import ledger
@@ -153,6 +155,12 @@ class SettlementWriter:
             try:
                 with self._sessions() as session:
                     settled = ledger.settle(session, entry)
+            except (IntegrityError, DataError) as exc:
+                # Never writable as it is (its user was deleted meanwhile, say): waiting would block
+                # every settlement behind it. Its hold, if any is left, goes to the sweeper.
+                log.error("settlement %s cannot be written (%s: %s); dropped, its hold is left to the sweeper",
+                          entry.settlement_id, type(exc).__name__, exc.orig)
+                continue
             except SQLAlchemyError as exc:
                 log.warning("settlement %s failed (%s); it stays queued", entry.settlement_id, type(exc).__name__)
                 return batch[number:]
