@@ -78,18 +78,23 @@ class SettlementWriter:
             return len(self._queue)
 
     def flush(self) -> bool:
-        """Write everything queued now, in the caller; False if some had to stay queued."""
+        """Write everything queued now, in the caller, until the queue is empty; False if some
+        had to stay queued."""
+        while self.pending():
+            if not self._write_queued():
+                return False
+        return True
+
+    def _write_queued(self) -> bool:
+        """Write what is queued at this moment (calls queued meanwhile wait for the next round)."""
         with self._writing:
-            while True:
+            with self._lock:
+                batch, self._queue = self._queue, []
+            left = self._write_all(batch) if batch else []
+            if left:
                 with self._lock:
-                    batch, self._queue = self._queue, []
-                if not batch:
-                    return True
-                left = self._write_all(batch)
-                if left:
-                    with self._lock:
-                        self._queue[:0] = left
-                    return False
+                    self._queue[:0] = left
+            return not left
 
     def close(self) -> None:
         """Write what is queued and stop the background writer (the process is ending)."""
@@ -111,7 +116,9 @@ class SettlementWriter:
             self._wake.clear()
             self._closed.wait(self.delay)  # let the calls ending meanwhile join this batch
             try:
-                written = self.flush()
+                # One round per wake: what ends while it is written joins the next batch, after
+                # the next delay, instead of making a stream of small ones.
+                written = self._write_queued()
             except Exception:  # the writer must outlive any one bad batch
                 log.exception("settlement writer: a batch failed; its calls stay queued")
                 written = False
