@@ -17,8 +17,9 @@ from tests.databases import TEST_DATABASE_URL, TEST_REDIS_URL, create_scratch_da
 from tests.e2e.stacks import own_stack, session_fake, shared_stack, stack  # noqa: F401  (fixtures, used by name)
 from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401  (a fixture, used by name)
 from tests.redis_servers import black_hole, private_redis  # noqa: F401  (fixtures, used by name)
-from vault import create_app
+from vault import create_app, pool
 from vault.accounts import create_api_key
+from vault.billing import ledger
 from vault.billing.money import usd_to_nano
 from vault.extensions import db
 from vault.models import User
@@ -157,6 +158,26 @@ def make_api_key(app):
         new_key = create_api_key(db.session, user, name)
         db.session.commit()
         return new_key
+
+    return build
+
+
+@pytest.fixture
+def proxied_key(app, request, make_user, make_api_key):
+    """`proxied_key(balance="1.00")`: a Vault key (`NewApiKey`) of a new user whose balance is
+    recorded as signup credit, with the app in front of the fake upstream and one key in its pool."""
+    fake = request.getfixturevalue("fake_gemini")
+    app.config["GEMINI_BASE_URL"] = fake.base_url
+    runtime().upstream.base_url = fake.base_url
+    pool.add_upstream_key(db.session, fake.new_key(), runtime().secret_box)
+    db.session.commit()
+    runtime().health.refresh(force=True)
+
+    def build(balance: str = "1.00"):
+        user = make_user(balance=balance)
+        ledger.record_signup_credit(db.session, user)
+        db.session.commit()
+        return make_api_key(user)
 
     return build
 

@@ -48,7 +48,7 @@ class KeyCache:
     """
 
     def __init__(self, size: int = 10_000):
-        self._size = size
+        self.size = size
         self._callers: dict[str, Caller] = {}
         self._lock = threading.Lock()
         self.version: int | None = None  # the `access` stamp the entries were read at
@@ -64,7 +64,7 @@ class KeyCache:
                     return
                 self._callers.clear()
                 self.version = caller.access_version
-            if len(self._callers) >= self._size:
+            if len(self._callers) >= self.size:
                 self._callers.pop(next(iter(self._callers)))
             self._callers[key_hash] = caller
 

@@ -5,26 +5,15 @@ import uuid
 import pytest
 
 from tests.billing.books import assert_books_balance, balance_of, records
-from vault import pool
-from vault.billing import ledger
-from vault.extensions import db
-from vault.runtime import runtime
 
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}]}
 
 
 @pytest.fixture
-def vault_key(app, fake_gemini, make_user, make_api_key):
+def vault_key(proxied_key):
     """A Vault key of a user with $1 of recorded credit, in front of the fake upstream."""
-    app.config["GEMINI_BASE_URL"] = fake_gemini.base_url
-    runtime().upstream.base_url = fake_gemini.base_url
-    pool.add_upstream_key(db.session, fake_gemini.new_key(), runtime().secret_box)
-    user = make_user(balance="1.00")
-    ledger.record_signup_credit(db.session, user)
-    db.session.commit()
-    runtime().health.refresh(force=True)
-    return make_api_key(user).plaintext
+    return proxied_key("1.00").plaintext
 
 
 @pytest.mark.parametrize("request_id", ["client-fixed-id-0001", str(uuid.uuid4()), "r" * 64])

@@ -16,9 +16,7 @@ import pytest
 from sqlalchemy import event
 
 from tests.billing.books import assert_books_balance, balance_of, open_holds, records
-from vault import pool
 from vault.accounts import revoke_api_key, set_key_rate_limit, set_user_active
-from vault.billing import ledger
 from vault.billing.prices import PriceInput, upsert_price
 from vault.billing.usage import SseUsageTap
 from vault.extensions import db
@@ -90,20 +88,13 @@ def statements(app, monkeypatch):
 
 
 @pytest.fixture
-def caller(app, fake_gemini, make_user, make_api_key):
+def caller(proxied_key):
     """A user with $100 of recorded credit and a Vault key, in front of the fake upstream, settlements
     queued (the writer's thread never fires on its own here: the tests flush it)."""
-    app.config["GEMINI_BASE_URL"] = fake_gemini.base_url
-    runtime().upstream.base_url = fake_gemini.base_url
-    pool.add_upstream_key(db.session, fake_gemini.new_key(), runtime().secret_box)
-    user = make_user(balance="100.00")
-    ledger.record_signup_credit(db.session, user)
-    db.session.commit()
-    runtime().health.refresh(force=True)
     writer = runtime().books.settlements
     writer.delay = 3600.0
-    key = make_api_key(user)
-    yield SimpleNamespace(user_id=user.id, key=key.plaintext, key_id=key.record.id, writer=writer)
+    key = proxied_key("100.00")
+    yield SimpleNamespace(user_id=key.record.user_id, key=key.plaintext, key_id=key.record.id, writer=writer)
     writer.close()
 
 
