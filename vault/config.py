@@ -158,6 +158,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_SETTLE_DELAY_MS", float, 20.0,
             "settlements are written in batches gathered over this many ms; 0 = each at once, in its request"),
     Setting("VAULT_KEY_CACHE_SIZE", int, 10_000, "checked Vault keys each worker keeps in memory"),
+    Setting("VAULT_MAX_UPLOAD_BYTES", int, 2 * 1024 ** 3, "largest file uploaded through the Vault (Google's 2 GB)"),
+    Setting("VAULT_USER_STORAGE_BYTES", int, 20 * 1024 ** 3,
+            "bytes of live files (and uploads under way) each user may hold; 0 = no uploads"),
+    Setting("VAULT_UPLOAD_SESSION_SECONDS", float, 3600.0, "a resumable upload must finish within this"),
+    Setting("VAULT_CACHE_STORAGE_PRICE", parse_usd, parse_usd("1.00"),
+            "USD per 1M cached-content tokens per hour of storage, charged for the TTL set"),
 )
 
 OWASP_ARGON2_MINIMUM = {"VAULT_ARGON2_TIME_COST": 2, "VAULT_ARGON2_MEMORY_KIB": 19456}
@@ -200,6 +206,10 @@ def finalize(config: dict[str, Any], instance_path: str) -> None:
         raise ConfigError("VAULT_OVERDRAFT_LIMIT cannot be negative and VAULT_MIN_OUTPUT_TOKENS must be at least 1")
     if config["VAULT_SETTLE_DELAY_MS"] < 0 or config["VAULT_KEY_CACHE_SIZE"] < 1:
         raise ConfigError("VAULT_SETTLE_DELAY_MS must not be negative and VAULT_KEY_CACHE_SIZE must be positive")
+    if config["VAULT_MAX_UPLOAD_BYTES"] < 1 or config["VAULT_USER_STORAGE_BYTES"] < 0 \
+            or config["VAULT_UPLOAD_SESSION_SECONDS"] <= 0 or config["VAULT_CACHE_STORAGE_PRICE"] < 0:
+        raise ConfigError("VAULT_MAX_UPLOAD_BYTES and VAULT_UPLOAD_SESSION_SECONDS must be positive; "
+                          "VAULT_USER_STORAGE_BYTES and VAULT_CACHE_STORAGE_PRICE must not be negative")
     if config["VAULT_HOLD_MAX_AGE_SECONDS"] <= 0 or config["VAULT_SWEEP_INTERVAL_SECONDS"] < 0:
         raise ConfigError("VAULT_HOLD_MAX_AGE_SECONDS must be positive and VAULT_SWEEP_INTERVAL_SECONDS not negative")
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["DATABASE_URL"], instance_path)

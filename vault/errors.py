@@ -88,9 +88,28 @@ class Conflict(VaultError):
     default_message = "Conflict."
 
 
+class ResourceUnavailable(VaultError):
+    """A file or cache exists, but the upstream key (Google project) holding it is out of the pool."""
+
+    status, code, google_status = 409, "resource_unavailable", "FAILED_PRECONDITION"
+    openai_type = "invalid_request_error"
+    default_message = "The upstream key holding this resource is disabled."
+
+
+class LengthRequired(VaultError):
+    status, code, google_status, openai_type = 411, "length_required", "INVALID_ARGUMENT", "invalid_request_error"
+    default_message = "Send the upload with a Content-Length header."
+
+
 class PayloadTooLarge(VaultError):
     status, code, google_status, openai_type = 413, "payload_too_large", "INVALID_ARGUMENT", "invalid_request_error"
     default_message = "The request body is too large."
+
+
+class StorageQuotaExceeded(VaultError):
+    status, code, google_status = 413, "storage_quota_exceeded", "RESOURCE_EXHAUSTED"
+    openai_type = "invalid_request_error"
+    default_message = "This upload would take you past your storage quota."
 
 
 class UnsupportedMediaType(VaultError):

@@ -14,7 +14,7 @@
 import json
 import json.scanner
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Request, current_app, request
@@ -95,6 +95,29 @@ def _read_pieces(stream, declared: int | None, limit: int) -> bytes:
     if declared is not None and size < declared:
         raise BadRequest("The request body ended before its Content-Length.")
     return b"".join(pieces)
+
+
+def body_pieces(req: Request, length: int, deadline: float) -> Iterator[bytes]:
+    """Exactly `length` bytes of the body in pieces of at most `READ_SIZE`, never held whole (uploads).
+
+    Each piece must arrive within `deadline` seconds (`RequestTimeout`); a body that ends
+    early is a `BadRequest`. Either way the rest of the connection is not read.
+    """
+    stream, left = req.environ["wsgi.input"], length
+    while left > 0:
+        try:
+            with _deadline(deadline):
+                piece = stream.read(min(READ_SIZE, left))
+        except RequestTimeout:
+            stop_reading(req)
+            raise
+        except OSError as exc:
+            raise BadRequest("The request body could not be read.") from exc
+        if not piece:
+            stop_reading(req)
+            raise BadRequest("The request body ended before its Content-Length.")
+        left -= len(piece)
+        yield piece
 
 
 class _NoDeadline:

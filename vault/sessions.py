@@ -8,7 +8,7 @@ the session is Flask's null session: nothing is read, signed or set there.
 from flask import Flask, Request
 from flask.sessions import SecureCookieSessionInterface
 
-PROXY_PREFIXES = ("/v1beta/", "/v1/")
+PROXY_PREFIXES = ("/v1beta/", "/v1/", "/upload/")
 
 
 class WebOnlySessionInterface(SecureCookieSessionInterface):

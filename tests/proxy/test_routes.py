@@ -92,8 +92,9 @@ def test_malformed_paths_are_400(path, method):
 
 
 @pytest.mark.parametrize("path", [
-    "/v1beta/files", "/v1/files/abc", "/v1beta/cachedContents", "/v1beta/cachedContents/x",
-    "/v1beta/tunedModels/x:generateContent", "/v1beta/batches", "/v1beta/operations/x", "/v1beta/corpora",
+    "/v1beta/files/abc/def", "/v1/files/abc:download", "/v1beta/cachedContents/x/y", "/upload/v1beta/models",
+    "/upload/v2/files", "/upload/v1beta/files/abc", "/v1beta/tunedModels/x:generateContent",
+    "/v1beta/batches", "/v1beta/operations/x", "/v1beta/corpora",
     "/v1beta/models/gemini-2.5-flash:fooBar", "/v1beta/models/gemini-2.5-flash:GenerateContent",
     "/v1beta/models/gemini-2.5-flash:generateContent:x", "/v1beta/models/a/b:generateContent",
     "/v1beta/models/gemini-2.5-flash:predict", "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
@@ -174,4 +175,4 @@ def test_generate_keeps_no_query_and_model_is_reencoded():
 
 
 def test_action_names_are_a_fixed_set():
-    assert "other" not in ACTION_NAMES and len(ACTION_NAMES) == 11
+    assert "other" not in ACTION_NAMES and len(ACTION_NAMES) == 21

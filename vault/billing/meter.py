@@ -161,22 +161,26 @@ class Meter:
             self._first_byte_ms = int((time.perf_counter() - self._started) * 1000)
 
     def finish(self, status: int, evidence: Evidence | None = None, upstream_key_id: int | None = None,
-               ending: str = "completed", error: str | None = None) -> None:
+               ending: str = "completed", error: str | None = None, storage_nano: int | None = None) -> None:
         """Settle: record the request, charge what it used, release the rest of the hold.
 
         `evidence` is what the answer delivered showed (None: no answer to charge for).
+        `storage_nano` is a cached content's storage charge, recorded with `usage_source=storage`.
         """
         if self._settled:
             return
         self._settled = True
         usage, source = self.charged(evidence, ending == "completed") if evidence else (NO_USAGE, "reported")
         rates = self.price.rates_for(usage.prompt)
+        cost = prices.cost_nano(usage, rates)
+        if storage_nano is not None:
+            cost, source = cost + storage_nano, "storage"
         entry = ledger.Settlement(
             settlement_id=self.settlement_id, user_id=self.user_id, api_key_id=self.api_key_id, endpoint=self.endpoint,
             model=self.model, status=status, started_at=self.started_at, finished_at=utcnow(),
             total_ms=int((time.perf_counter() - self._started) * 1000), ending=ending, streamed=self.streamed,
             upstream_key_id=upstream_key_id, priced_model=self.price.model, usage=usage, rates=rates,
-            cost=prices.cost_nano(usage, rates), hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
+            cost=cost, hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
             client_request_id=self.client_request_id, usage_source=source,
         )
         if self._observe is not None:

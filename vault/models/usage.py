@@ -26,7 +26,7 @@ class UsageRecord(db.Model):
     impossible. `client_request_id` is the traced `X-Request-Id` (the caller's if it looked
     sane), kept for correlation only. `usage_source` says whether the tokens are the ones
     the upstream `reported` or `estimated` by the Vault (no usage reported, or an abandoned
-    request settled by the sweeper).
+    request settled by the sweeper), or `storage` for a cached content's storage charge.
     """
 
     __tablename__ = "usage_records"

@@ -220,8 +220,9 @@ def usage_record_schema() -> Schema:
         "priced_model": typed(STR), "status": typed(INT), "streamed": typed(BOOL),
         "ending": typed(STR, description="How the request ended: completed, refused, failed, disconnected, "
                                          "abandoned (settled by the sweeper; status 0), …"),
-        "usage_source": typed(STR, enum=["reported", "estimated"],
-                              description="Tokens as the upstream reported them, or estimated by the Vault."),
+        "usage_source": typed(STR, enum=["reported", "estimated", "storage"],
+                              description="Tokens as the upstream reported them, or estimated by the Vault; "
+                                          "storage: a cached content's storage charge (no tokens)."),
         **{name: typed(INT) for name in counts},
         "price": obj({"input": usd(), "output": usd(), "cached_input": usd()}), "cost": usd(),
         "cost_nano_usd": typed(INT), "hold": usd(), "first_byte_ms": typed(INT, nullable=True),

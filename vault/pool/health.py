@@ -81,6 +81,11 @@ class PoolHealth:
                 self._reload(wait=True, unless_reloaded=True)
         return self.rotator.pick_local(model, exclude)  # still changing: answer from what was just read
 
+    def pick_key(self, key_id: int, model: str) -> PoolKey:
+        """Key `key_id` if it can serve `model` now (raises `NoUsableKey`), from a fresh enough pool."""
+        self.refresh()
+        return self.rotator.pick_key(key_id, model)
+
     def retry_after(self, model: str) -> float | None:
         """Seconds until some key can serve `model` (0: one can now), or None if none will by itself."""
         everyone = {key.id for key in self.rotator.keys()}

@@ -189,6 +189,25 @@ class KeyRotator:
                 wait.note(max(back_at, now), off_until > now, rests_until > now)
         raise wait.error(now, self.policy.retry_after_max)
 
+    def pick_key(self, key_id: int, model: str) -> PoolKey:
+        """Key `key_id` itself if it can serve `model` now (a file or cache lives in its project).
+
+        `NoUsableKey` says when it will be back (None: disabled until an admin acts, or gone).
+        """
+        with self._lock:
+            now = self._clock()
+            key = next((key for key in self._keys if key.id == key_id), None)
+            off_until = INDEFINITELY if key is None else self._disabled_until(key_id, now)
+            if off_until == INDEFINITELY:
+                raise NoUsableKey(None)
+            rests_until = self._cooldowns.get((key_id, ALL_MODELS), 0.0)
+            back_at = max(off_until, rests_until, self._cooldowns.get((key_id, model), 0.0))
+            if back_at <= now:
+                return key
+            wait = Wait()
+            wait.note(back_at, off_until > now, rests_until > now)
+        raise wait.error(now, self.policy.retry_after_max)
+
     def _disabled_until(self, key_id: int, now: float) -> float:
         until = self._disabled.get(key_id)
         if until is None:

@@ -18,6 +18,7 @@ past the hold is not relayed, and the stream ends with an in-band error instead 
 """
 
 import json
+from dataclasses import dataclass
 
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -26,17 +27,21 @@ from vault.access import Caller, authenticate
 from vault.billing.holds import Stamps
 from vault.billing.meter import Meter
 from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, SseUsageTap, evidence_of_body
+from vault.clock import utcnow
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
 from vault.inbound import INLINE_JSON_TOKENS, element_count, parse_json, read_body, require_json_type
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.keys import bearer_caller, presented_vault_key
-from vault.proxy.routes import ACTION_NAMES, Call, resolve
+from vault.proxy.resources import serve_resource, upload_chunk
+from vault.proxy.routes import ACTION_NAMES, UPLOAD_CHUNK, Call, resolve
 from vault.proxy.translate import Inbound, client_error_body, upstream_request
 from vault.ratelimit import enforce_key_limit
+from vault.resources import registry
+from vault.resources.references import references
 from vault.runtime import VaultRuntime, runtime
 from vault.upstream.client import UpstreamRequest, relayable_headers
-from vault.upstream.failover import Answer, forward
+from vault.upstream.failover import Answer, forward, forward_pinned
 from vault.upstream.relay import COMPLETED, CutOff, relay_stream
 
 OUTPUT_CAP_HEADER = "X-Vault-Output-Cap"
@@ -55,8 +60,10 @@ def serve() -> Response:
     """Serve one proxied call, whatever its path: the allow-list decides what it is."""
     call = resolve(request.method, raw_path(request.environ), request.args.items(multi=True), bearer_caller(request))
     vault = runtime()
+    if call.action is UPLOAD_CHUNK:
+        return upload_chunk(call, vault)  # no API key: the upload URL's token is the credential
     presented = presented_vault_key(request)
-    inbound, prices_seen, limited_at = None, None, None
+    inbound, prices_seen, limited_at, holder = None, None, None, None
     for refreshed in (False, True):
         caller = authenticate_caller(vault, presented)
         meter = Meter(vault.books, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id,
@@ -68,16 +75,23 @@ def serve() -> Response:
                 limited_at = limit
             if inbound is None:
                 inbound = read_inbound(call)
-            upstream = upstream_request(inbound)
-            meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
+                holder = key_holding(caller, inbound)
+            upstream = upstream_request(inbound) if call.action.kind == "model" else None
+            if upstream is not None:
+                meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
             stamps = meter.reserve(len(inbound.body), inbound.payload, inbound.large)
             if not refreshed and stale(vault, caller, meter, stamps):
                 meter.release()  # checked against stale keys or prices: give it back, check and hold again
                 prices_seen = stamps.prices
                 continue
+            if upstream is None:  # files, uploads, cached contents: free, owned, pinned to their key
+                return serve_resource(call, vault, caller, meter, inbound.payload, len(inbound.body))
             if meter.lowered_cap is not None:
                 upstream = upstream_request(inbound, meter.lowered_cap)
-            answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+            if holder is None:
+                answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+            else:  # the files or cache it names live in one key's project: that key or nothing
+                answer = forward_pinned(upstream, vault.upstream, vault.health, holder.key_id, holder.unavailable)
         except VaultError as exc:
             meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
             raise
@@ -89,6 +103,31 @@ def serve() -> Response:
             raise
         return respond(answer, upstream, meter)
     raise AssertionError("unreachable: the second pass always returns or raises")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The upstream key a call must use because of the files or cache it names."""
+
+    key_id: int
+    unavailable: str  # the 409 text if that key is disabled
+
+
+def key_holding(caller: Caller, inbound: Inbound) -> Holder | None:
+    """The key holding every file and cache a model call names (checked as the caller's own), or None.
+
+    Only bodies that name one pay for the lookup; anything not the caller's is "not found".
+    """
+    if inbound.payload is None or inbound.call.action.kind != "model":
+        return None
+    refs = references(inbound.payload)
+    if not refs:
+        return None
+    try:
+        key_id = registry.holding_key(db.session, caller.user_id, refs, utcnow())
+    finally:
+        db.session.rollback()
+    return Holder(key_id, registry.unavailable_message(refs.names[0]))
 
 
 def stale(vault: VaultRuntime, caller: Caller, meter: Meter, stamps: Stamps) -> bool:

@@ -24,7 +24,9 @@ SEGMENT = re.compile(r"[A-Za-z0-9._:-]+")
 PAGE_SIZE = re.compile(r"[0-9]{1,4}")
 PAGE_TOKEN = re.compile(r"[A-Za-z0-9_.~+/=-]{1,512}")
 VERSIONS = ("v1beta", "v1")
-NOT_SERVED = ("files", "cachedContents", "tunedModels", "batches", "operations", "corpora", "generatedFiles",
+RESOURCE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+UPLOAD_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,128}")
+NOT_SERVED = ("tunedModels", "batches", "operations", "corpora", "generatedFiles",
               "dynamic", "ragStores", "fileSearchStores")
 # Google's system parameters change what the upstream answers (a field mask can drop
 # `usageMetadata`) or how it authenticates; none may be set by a Vault caller.
@@ -44,6 +46,7 @@ class Action:
     has_body: bool = False
     streaming: bool = False
     query: tuple[str, ...] = ()
+    kind: str = "model"   # "model", "files", "cachedContents" or "upload"
 
 
 MODELS_LIST = Action("models.list", "google", "GET", billable=False, query=("pageSize", "pageToken"))
@@ -56,6 +59,25 @@ NATIVE_METHODS = {
     "embedContent": Action("embedContent", "google", "POST", billable=True, has_body=True),
     "batchEmbedContents": Action("batchEmbedContents", "google", "POST", billable=True, has_body=True),
 }
+PAGING = ("pageSize", "pageToken")
+RESOURCE_ACTIONS = {
+    ("files", False, "GET"): Action("files.list", "google", "GET", billable=False, query=PAGING, kind="files"),
+    ("files", True, "GET"): Action("files.get", "google", "GET", billable=False, kind="files"),
+    ("files", True, "DELETE"): Action("files.delete", "google", "DELETE", billable=False, kind="files"),
+    ("cachedContents", False, "GET"): Action("cachedContents.list", "google", "GET", billable=False, query=PAGING,
+                                             kind="cachedContents"),
+    ("cachedContents", False, "POST"): Action("cachedContents.create", "google", "POST", billable=False,
+                                              has_body=True, kind="cachedContents"),
+    ("cachedContents", True, "GET"): Action("cachedContents.get", "google", "GET", billable=False,
+                                            kind="cachedContents"),
+    ("cachedContents", True, "PATCH"): Action("cachedContents.patch", "google", "PATCH", billable=False,
+                                              has_body=True, query=("updateMask",), kind="cachedContents"),
+    ("cachedContents", True, "DELETE"): Action("cachedContents.delete", "google", "DELETE", billable=False,
+                                               kind="cachedContents"),
+}
+UPLOAD_START = Action("files.upload", "google", "POST", billable=False, query=("uploadType",), kind="upload")
+UPLOAD_CHUNK = Action("files.upload.chunk", "google", "POST", billable=False,
+                      query=("upload_id", "upload_protocol"), kind="upload")
 CHAT = Action("chat.completions", "openai", "POST", billable=True, has_body=True)
 EMBEDDINGS = Action("embeddings", "openai", "POST", billable=True, has_body=True)
 OPENAI_MODELS_LIST = Action("openai.models", "openai", "GET", billable=False)
@@ -63,6 +85,7 @@ OPENAI_MODELS_GET = Action("openai.models.get", "openai", "GET", billable=False)
 ACTION_NAMES = frozenset(
     [a.name for a in NATIVE_METHODS.values()]
     + [a.name for a in (MODELS_LIST, MODELS_GET, CHAT, EMBEDDINGS, OPENAI_MODELS_LIST, OPENAI_MODELS_GET)]
+    + [a.name for a in RESOURCE_ACTIONS.values()] + [UPLOAD_START.name, UPLOAD_CHUNK.name]
 )
 OPENAI_PATHS = {("chat", "completions"): CHAT, ("embeddings",): EMBEDDINGS, ("models",): OPENAI_MODELS_LIST}
 
@@ -75,6 +98,8 @@ class Call:
     upstream_path: str
     model: str = ""
     query: list[tuple[str, str]] = field(default_factory=list)
+    resource: str = ""  # `files/{id}` or `cachedContents/{id}` a call acts on
+    version: str = "v1beta"
 
 
 def resolve(method: str, raw_path: str, args: Iterable[tuple[str, str]], bearer_caller: bool) -> Call:
@@ -86,9 +111,13 @@ def resolve(method: str, raw_path: str, args: Iterable[tuple[str, str]], bearer_
     from google-genai on the shared `/v1/models`.
     """
     segments = path_segments(raw_path)
+    if segments[0] == "upload":
+        return resolve_upload(method, segments[1:], list(args))
     version, rest = segments[0], segments[1:]
     if version not in VERSIONS or not rest:
         raise NotFound("This path is not served by the Vault.")
+    if rest[0] in ("files", "cachedContents"):
+        return resolve_resource(method, version, rest, list(args))
     if version == "v1beta" and rest[0] == "openai":
         action, model = openai_action(tuple(rest[1:]))
     elif version == "v1" and tuple(rest) in (("chat", "completions"), ("embeddings",)):
@@ -101,6 +130,37 @@ def resolve(method: str, raw_path: str, args: Iterable[tuple[str, str]], bearer_
         raise NotFound(not_served_message(rest[0]))
     check_method(method, action)
     return Call(action, upstream_path(version, action, model), model, allowed_query(action, list(args)))
+
+
+def resolve_resource(method: str, version: str, rest: list[str], args: list[tuple[str, str]]) -> Call:
+    """`{v}/files[/{id}]` or `{v}/cachedContents[/{id}]`: which operation, on which resource."""
+    kind = rest[0]
+    if len(rest) > 2:
+        raise NotFound("This path is not served by the Vault.")
+    named = len(rest) == 2
+    if named and ":" in rest[1]:  # `files/{id}:download` and other custom methods
+        raise NotFound("This path is not served by the Vault.")
+    if named and not RESOURCE_ID.fullmatch(rest[1]):
+        raise BadRequest(f"'{rest[1][:64]}' is not a valid {kind} id.")
+    action = RESOURCE_ACTIONS.get((kind, named, method))
+    if action is None:
+        allowed = sorted(m for (k, n, m) in RESOURCE_ACTIONS if k == kind and n == named)
+        raise MethodNotAllowed(f"{method[:16]} is not served on this path; use {' or '.join(allowed)}.",
+                               headers={"Allow": ", ".join(allowed)})
+    resource = f"{kind}/{rest[1]}" if named else ""
+    path = f"/{version}/{resource or kind}"
+    return Call(action, path, "", allowed_query(action, args), resource=resource, version=version)
+
+
+def resolve_upload(method: str, rest: list[str], args: list[tuple[str, str]]) -> Call:
+    """`/upload/{v}/files`: an upload's start (with a Vault key) or, with `upload_id`, one of its chunks."""
+    if len(rest) != 2 or rest[0] not in VERSIONS or rest[1] != "files":
+        raise NotFound("This path is not served by the Vault.")
+    version = rest[0]
+    chunk = any(name == "upload_id" for name, _ in args)
+    action = UPLOAD_CHUNK if chunk else UPLOAD_START
+    check_method(method, action)
+    return Call(action, f"/upload/{version}/files", "", allowed_query(action, args), version=version)
 
 
 def path_segments(raw_path: str) -> list[str]:
@@ -213,4 +273,12 @@ def checked_parameter(name: str, value: str) -> list[tuple[str, str]]:
         return [(name, value)]
     if name == "pageToken" and PAGE_TOKEN.fullmatch(value):
         return [(name, value)]
+    if name == "updateMask" and value in ("ttl", "expireTime", "expire_time"):
+        return [(name, value)]
+    if name == "uploadType" and value in ("resumable", "multipart"):
+        return [(name, value)]
+    if name == "upload_id" and UPLOAD_TOKEN.fullmatch(value):
+        return [(name, value)]
+    if name == "upload_protocol" and value == "resumable":
+        return []
     raise BadRequest(f"The query parameter '{name}' is not valid.")

@@ -9,9 +9,9 @@ The upstream key travels only in a header (`x-goog-api-key` on native paths,
 The request's other headers are built by the proxy from an allow-list (`vault.proxy.translate`).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,7 +31,7 @@ class UpstreamRequest:
     path: str
     query: list[tuple[str, str]]
     headers: dict[str, str]
-    body: bytes
+    body: bytes | Iterable[bytes]  # an iterable only for an upload, streamed with its own Content-Length
     bearer_auth: bool
     model: str
     streaming: bool
@@ -60,8 +60,8 @@ class UpstreamClient:
             headers["Authorization"] = f"Bearer {secret}"
         else:
             headers["x-goog-api-key"] = secret
-        if request.body:
-            headers["Content-Length"] = str(len(request.body))
+        if isinstance(request.body, bytes) and request.body:
+            headers["Content-Length"] = str(len(request.body))  # a streamed body (an upload) brings its own
         prepared = requests.PreparedRequest()
         prepared.method = request.method
         prepared.url = self.base_url + request.path + ("?" + urlencode(request.query) if request.query else "")
@@ -69,6 +69,22 @@ class UpstreamClient:
         prepared.body = request.body or None
         prepared.hooks = {"response": []}
         return self._adapter.send(prepared, stream=True, timeout=self.timeout)
+
+    def send_upload(self, url: str, headers: dict[str, str], body: Iterable[bytes] | None) -> requests.Response:
+        """POST an upload's bytes (streamed, `Content-Length` in `headers`) to the upload URL the
+        upstream gave; that URL is its own credential, so no key is attached."""
+        prepared = requests.PreparedRequest()
+        prepared.method = "POST"
+        prepared.url = url
+        prepared.headers = CaseInsensitiveDict({"Accept-Encoding": "identity", **headers})
+        prepared.body = body
+        prepared.hooks = {"response": []}
+        return self._adapter.send(prepared, stream=True, timeout=self.timeout)
+
+    def upstream_url(self, url: str) -> bool:
+        """Whether `url` points at this client's upstream (scheme and host), e.g. an upload URL it returned."""
+        base, other = urlsplit(self.base_url), urlsplit(url)
+        return (base.scheme, base.netloc) == (other.scheme, other.netloc) and other.path.startswith("/upload/")
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import requests
 
-from vault.errors import NoUpstream, RateLimited, UpstreamFailed, UpstreamTimeout, VaultError
+from vault.errors import NoUpstream, RateLimited, ResourceUnavailable, UpstreamFailed, UpstreamTimeout, VaultError
 from vault.pool.classify import KEY_FAULTS, Classification, Verdict, classify_response, transport_failure
 from vault.pool.health import PoolHealth
 from vault.pool.rotator import NoUsableKey, PoolKey
@@ -68,6 +68,41 @@ def forward(request: UpstreamRequest, client: UpstreamClient, health: PoolHealth
     rate_limited = all(failure.verdict is Verdict.RATE_LIMITED for failure in failures)
     raise give_up(failures, NoUsableKey(health.retry_after(request.model)) if rate_limited else None,
                   retries_spent=True)
+
+
+def forward_pinned(request: UpstreamRequest, client: UpstreamClient, health: PoolHealth, key_id: int,
+                   unavailable: str) -> Answer:
+    """Send `request` with key `key_id` only: the files or cache it names live in that key's project.
+
+    No failover: another key would get a 403. A cooling key gives 429 with its own
+    `Retry-After`; a key disabled until an admin acts, or deleted, gives 409 (`unavailable`).
+    """
+    try:
+        key = health.pick_key(key_id, request.model)
+    except NoUsableKey as exc:
+        raise pinned_wait(exc, unavailable) from None
+    answer, outcome = try_key(request, client, key)
+    health.record(key, request.model, outcome)
+    if answer is not None:
+        return answer
+    if outcome.verdict in (Verdict.RATE_LIMITED, Verdict.KEY_REJECTED, Verdict.KEY_FAILURE):
+        try:
+            health.pick_key(key_id, request.model)
+        except NoUsableKey as exc:
+            raise pinned_wait(exc, unavailable) from None
+    raise give_up([outcome])
+
+
+def pinned_wait(exc: NoUsableKey, unavailable: str) -> VaultError:
+    """The answer when the one key a call must use cannot serve it now."""
+    if exc.retry_after is None:
+        return ResourceUnavailable(unavailable)
+    retry_after = max(1, math.ceil(exc.retry_after))
+    if exc.resting:
+        return NoUpstream("The upstream key holding this resource is resting after upstream failures; retry later.",
+                          retry_after=retry_after)
+    return RateLimited("The upstream key holding this resource is rate-limited for this model; retry later.",
+                       retry_after=retry_after)
 
 
 def limit_blame(outcome: Classification, failures: list[Classification]) -> Classification:
@@ -133,7 +168,7 @@ def accept(request: UpstreamRequest, response: requests.Response, key: PoolKey) 
         return Answer(key, 200, headers, response=response, first_chunk=first), Classification(Verdict.OK, "ok", 200)
     body = response.content
     response.close()
-    if not body.strip():
+    if not body.strip() and not request.extras.get("empty_ok"):
         return None, transport_failure("empty 200 from the upstream")
     return Answer(key, 200, headers, body=body), Classification(Verdict.OK, "ok", 200)
 

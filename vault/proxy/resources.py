@@ -1,0 +1,494 @@
+"""Files, uploads and cached contents through the Vault: each user's own, pinned to the key that made them.
+
+Listing answers from the Vault's own records (Google's list would show every user of the
+same project). Reading, deleting and patching check ownership first -- anything else is
+"not found" -- and then go out with the upstream key that holds the resource, never another.
+Uploads are relayed piece by piece: the start answer's upload URL is replaced by a Vault URL
+whose token is the credential (`vault.resources.uploads`); chunks are streamed to Google's
+URL without ever being held whole. Only the fields the Vault understands are sent upstream.
+"""
+
+import json
+import re
+
+import requests
+from flask import Response, current_app, request
+
+from vault.access import Caller
+from vault.billing.meter import Meter
+from vault.clock import utcnow
+from vault.errors import BadRequest, LengthRequired, PayloadTooLarge, StorageQuotaExceeded, UpstreamFailed
+from vault.extensions import db
+from vault.inbound import body_pieces, encode_json, parse_json, read_body, require_json_type
+from vault.models.stored_resource import CACHE, FILE
+from vault.pool.classify import transport_failure
+from vault.pool.rotator import NoUsableKey
+from vault.proxy.routes import UPLOAD_CHUNK, Call, checked_model
+from vault.proxy.translate import client_error_body, identification_headers, without_keys
+from vault.resources import registry, storage, uploads
+from vault.resources.references import references
+from vault.runtime import VaultRuntime
+from vault.upstream.client import UpstreamRequest, read_limited
+from vault.upstream.failover import Answer, forward, forward_pinned, give_up, try_key
+
+MIME_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+DURATION = re.compile(r"(?P<seconds>[0-9]{1,10})(?:\.(?P<fraction>[0-9]{1,9}))?s")
+MULTIPART = re.compile(r"multipart/related;\s*boundary=\"?[A-Za-z0-9'()+_,./:=?-]{1,70}\"?", re.IGNORECASE)
+FILE_FIELDS = {"displayName": "displayName", "display_name": "displayName",
+               "mimeType": "mimeType", "mime_type": "mimeType"}
+CACHE_FIELDS = {"model": "model", "contents": "contents", "systemInstruction": "systemInstruction",
+                "system_instruction": "systemInstruction", "tools": "tools", "toolConfig": "toolConfig",
+                "tool_config": "toolConfig", "ttl": "ttl", "expireTime": "expireTime", "expire_time": "expireTime",
+                "displayName": "displayName", "display_name": "displayName"}
+EXPIRY_FIELDS = {"ttl": "ttl", "expireTime": "expireTime", "expire_time": "expireTime"}
+DEFAULT_CACHE_TTL = 3600.0
+UPLOAD_HEADERS = ("X-Goog-Upload-Status", "X-Goog-Upload-Size-Received", "X-Goog-Upload-Chunk-Granularity")
+JSON_TYPE = "application/json; charset=UTF-8"
+
+
+def serve_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
+                   body_size: int) -> Response:
+    """A files, cachedContents or upload-start call of an authenticated caller (metered by `meter`)."""
+    handler = HANDLERS[call.action.name]
+    return handler(call, vault, caller, meter, payload, body_size)
+
+
+# ----------------------------------------------------------------------------- listing and reading
+
+def list_resources(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
+    """GET /{v}/files or /{v}/cachedContents: a page of the caller's own."""
+    kind = FILE if call.action.kind == "files" else CACHE
+    query = dict(call.query)
+    size = int(query["pageSize"]) if "pageSize" in query else None
+    rows, token = registry.page(db.session, caller.user_id, kind, size, query.get("pageToken"), utcnow())
+    db.session.rollback()
+    body: dict = {}
+    if rows:
+        body[call.action.kind] = [row.resource for row in rows]
+    if token:
+        body["nextPageToken"] = token
+    meter.finish(200)
+    return json_response(body)
+
+
+def get_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
+    """GET /{v}/files/{id} or /{v}/cachedContents/{id}: fresh from the key that holds it."""
+    row = registry.find(db.session, caller.user_id, call.resource, utcnow())
+    answer = pinned(vault, row, resource_request(call, "GET"))
+    return settle_answer(call, meter, row, answer)
+
+
+def delete_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
+    """DELETE a file or cache the caller owns, upstream and in the Vault's record."""
+    row = registry.find(db.session, caller.user_id, call.resource, utcnow())
+    answer = pinned(vault, row, resource_request(call, "DELETE"))
+    if answer.status == 200 or answer.status in (403, 404):  # gone either way
+        registry.mark_deleted(row, utcnow())
+        db.session.commit()
+        meter.finish(200, upstream_key_id=answer.key.id)
+        return json_response({})
+    return upstream_error(call, meter, answer)
+
+
+def settle_answer(call: Call, meter: Meter, row, answer: Answer, storage_nano: int | None = None) -> Response:
+    """Relay a pinned answer about `row`, refreshing the record (or retiring it if Google lost it)."""
+    if answer.status == 200:
+        resource = json_object(answer.body)
+        if resource.get("name") != row.name:
+            raise UpstreamFailed("The upstream answered about another resource.")
+        registry.refresh(row, resource)
+        db.session.commit()
+        meter.finish(200, upstream_key_id=answer.key.id, storage_nano=storage_nano)
+        return json_response(resource)
+    if answer.status in (403, 404):  # expired or deleted upstream: it no longer exists for anyone
+        registry.mark_deleted(row, utcnow())
+        db.session.commit()
+        raise registry.not_found(row.name)
+    return upstream_error(call, meter, answer)
+
+
+# ----------------------------------------------------------------------------- cached contents
+
+def create_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
+                 body_size: int) -> Response:
+    """POST /{v}/cachedContents: made with the key holding the files it names (or any key), storage charged."""
+    fields = allowed_fields(payload, CACHE_FIELDS, "a cached content")
+    model = fields.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required, e.g. 'models/gemini-2.5-flash'.")
+    fields["model"] = "models/" + checked_model(model.removeprefix("models/"))
+    refs = references(fields)
+    if refs.caches:
+        raise BadRequest("A cached content cannot name another cached content.")
+    ttl_seconds(fields)  # refuse a malformed TTL before anything is sent
+    upstream = resource_request(call, "POST", encode_json(fields, False), model=fields["model"].removeprefix("models/"))
+    if refs.files:
+        key_id = registry.holding_key(db.session, caller.user_id, refs, utcnow())
+        db.session.rollback()
+        answer = forward_pinned(upstream, vault.upstream, vault.health, key_id,
+                                registry.unavailable_message(refs.files[0]))
+    else:
+        answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+    if answer.status != 200:
+        return upstream_error(call, meter, answer)
+    resource = json_object(answer.body)
+    name = resource.get("name")
+    if not isinstance(name, str) or not name.startswith("cachedContents/"):
+        raise UpstreamFailed("The upstream's answer names no cached content.")
+    now = utcnow()
+    row = registry.record(db.session, CACHE, resource, caller.user_id, caller.api_key_id, answer.key.id, now)
+    charge = storage.storage_nano(row.token_count, storage.extension_seconds(None, row.expires_at, now),
+                                  current_app.config["VAULT_CACHE_STORAGE_PRICE"])
+    row.storage_charged_until = row.expires_at
+    db.session.commit()
+    meter.finish(200, upstream_key_id=answer.key.id, storage_nano=charge)
+    return json_response(resource)
+
+
+def patch_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
+                _size: int) -> Response:
+    """PATCH a cache's expiry (`updateMask=ttl` or `expireTime`); time past what is paid for is charged."""
+    if "updateMask" not in dict(call.query):
+        raise BadRequest("'updateMask' is required: 'ttl' or 'expireTime'.")
+    fields = allowed_fields(payload, EXPIRY_FIELDS, "a cached content update")
+    if not fields:
+        raise BadRequest("Send the new 'ttl' (e.g. '600s') or 'expireTime'.")
+    ttl_seconds(fields)
+    row = registry.find(db.session, caller.user_id, call.resource, utcnow())
+    answer = pinned(vault, row, resource_request(call, "PATCH", encode_json(fields, False)))
+    if answer.status != 200:
+        return settle_answer(call, meter, row, answer)
+    before = row.storage_charged_until
+    resource = json_object(answer.body)
+    registry.refresh(row, resource)
+    now = utcnow()
+    charge = storage.storage_nano(row.token_count, storage.extension_seconds(before, row.expires_at, now),
+                                  current_app.config["VAULT_CACHE_STORAGE_PRICE"])
+    if row.expires_at is not None and (before is None or row.expires_at > before):
+        row.storage_charged_until = row.expires_at
+    return settle_answer(call, meter, row, answer, storage_nano=charge)
+
+
+def ttl_seconds(fields: dict) -> float:
+    """The storage time a cache body asks for: `ttl` ("300s"), `expireTime`, or Google's default hour."""
+    if "ttl" in fields:
+        value = fields["ttl"]
+        match = DURATION.fullmatch(value) if isinstance(value, str) else None
+        if not match:
+            raise BadRequest("'ttl' must be a duration in seconds such as '3600s'.")
+        return float(f"{match['seconds']}.{match['fraction'] or 0}")
+    if "expireTime" in fields:
+        moment = registry.parse_time(fields["expireTime"])
+        if moment is None:
+            raise BadRequest("'expireTime' must be an RFC 3339 time such as '2026-01-01T00:00:00Z'.")
+        return max((moment - utcnow()).total_seconds(), 0.0)
+    return DEFAULT_CACHE_TTL
+
+
+# ----------------------------------------------------------------------------- uploads
+
+def start_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
+    """POST /upload/{v}/files: a resumable upload's start, or a whole multipart upload."""
+    if dict(call.query).get("uploadType") == "multipart":
+        return multipart_upload(call, vault, caller, meter)
+    if request.headers.get("X-Goog-Upload-Protocol", "").lower() != "resumable" \
+            or request.headers.get("X-Goog-Upload-Command", "").lower() != "start":
+        raise BadRequest("Start an upload with 'X-Goog-Upload-Protocol: resumable' and "
+                         "'X-Goog-Upload-Command: start', or send it whole with '?uploadType=multipart'.")
+    declared = declared_size(request.headers.get("X-Goog-Upload-Header-Content-Length"))
+    mime_type = request.headers.get("X-Goog-Upload-Header-Content-Type", "")
+    if mime_type and not MIME_TYPE.fullmatch(mime_type):
+        raise BadRequest("'X-Goog-Upload-Header-Content-Type' must be a MIME type such as 'application/pdf'.")
+    check_space(caller.user_id, declared)
+    metadata = upload_metadata()
+    headers = identification_headers(tuple(request.headers.items())) | {
+        "Content-Type": "application/json", "X-Goog-Upload-Protocol": "resumable",
+        "X-Goog-Upload-Command": "start", "X-Goog-Upload-Header-Content-Length": str(declared)}
+    if mime_type:
+        headers["X-Goog-Upload-Header-Content-Type"] = mime_type
+    upstream = UpstreamRequest("POST", call.upstream_path, [], headers, encode_json(metadata, False), False, "",
+                               False, "google", {"empty_ok": True})
+    answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+    if answer.status != 200:
+        return upstream_error(call, meter, answer)
+    upstream_url = header(answer.headers, "X-Goog-Upload-URL")
+    if not upstream_url or not vault.upstream.upstream_url(upstream_url):
+        raise UpstreamFailed("The upstream did not answer the upload's start with an upload URL.")
+    started = uploads.open_session(
+        db.session, user_id=caller.user_id, api_key_id=caller.api_key_id, upstream_key_id=answer.key.id,
+        upstream_url_encrypted=vault.secret_box.encrypt(upstream_url), declared_bytes=declared,
+        mime_type=mime_type, now=utcnow(), lifetime_seconds=current_app.config["VAULT_UPLOAD_SESSION_SECONDS"])
+    meter.finish(200, upstream_key_id=answer.key.id)
+    response = Response(b"", status=200)
+    response.headers["X-Goog-Upload-Status"] = "active"
+    response.headers["X-Goog-Upload-URL"] = (f"{public_base()}/upload/{call.version}/files"
+                                             f"?upload_id={started.token}&upload_protocol=resumable")
+    granularity = header(answer.headers, "X-Goog-Upload-Chunk-Granularity")
+    if granularity and granularity.isdigit():
+        response.headers["X-Goog-Upload-Chunk-Granularity"] = granularity
+    return response
+
+
+def upload_chunk(call: Call, vault: VaultRuntime) -> Response:
+    """POST to a Vault upload URL: no API key, the token is the credential; relayed without buffering."""
+    token = dict(call.query).get("upload_id", "")
+    commands = {part.strip().lower() for part in request.headers.get("X-Goog-Upload-Command", "").split(",")}
+    commands.discard("")
+    if not commands or not commands <= {"upload", "finalize", "query", "cancel"}:
+        raise BadRequest("'X-Goog-Upload-Command' must be 'upload', 'upload, finalize', 'finalize', 'query' "
+                         "or 'cancel'.")
+    now = utcnow()
+    row = uploads.claim(db.session, token, now)
+    meter = Meter(vault.books, vault.prices, vault.hold_policy, row.user_id, row.api_key_id, UPLOAD_CHUNK.name,
+                  client_request_id=None)
+    try:
+        return relay_chunk(vault, row, commands, meter)
+    except Exception as exc:
+        db.session.rollback()
+        # A chunk cut short may have reached Google in part: ask it where the upload stands.
+        url = vault.secret_box.decrypt(row.upstream_url_encrypted)
+        uploads.release(db.session, row.id, query_received(vault, url) if "upload" in commands else None, None)
+        status = getattr(exc, "status", 500)
+        meter.finish(status, upstream_key_id=row.upstream_key_id, ending="refused" if status < 500 else "failed",
+                     error=getattr(exc, "message", "internal error"))
+        raise
+
+
+def relay_chunk(vault: VaultRuntime, row, commands: set[str], meter: Meter) -> Response:
+    """Send one chunk (or a query / cancel) to Google's upload URL and answer as Google does."""
+    url = vault.secret_box.decrypt(row.upstream_url_encrypted)
+    headers = {"X-Goog-Upload-Command": ", ".join(c for c in ("upload", "finalize", "query", "cancel")
+                                                   if c in commands)}
+    body = None
+    length = 0
+    if "upload" in commands:
+        length = content_length()
+        offset = declared_size(request.headers.get("X-Goog-Upload-Offset"), "X-Goog-Upload-Offset")
+        uploads.check_chunk(row, offset, length, current_app.config["VAULT_MAX_UPLOAD_BYTES"])
+        headers |= {"X-Goog-Upload-Offset": str(offset), "Content-Length": str(length)}
+        body = body_pieces(request, length, current_app.config["VAULT_BODY_TIMEOUT_SECONDS"])
+    elif request.content_length:
+        raise BadRequest("Only an 'upload' command carries bytes.")
+    try:
+        response = vault.upstream.send_upload(url, headers, body)
+        answer_body = read_limited(response)
+        response.close()
+    except requests.RequestException:
+        received = query_received(vault, url)
+        uploads.release(db.session, row.id, received, None)
+        meter.finish(502, upstream_key_id=row.upstream_key_id, ending="failed", error="upstream unreachable")
+        raise UpstreamFailed("The upstream did not take this chunk; ask with 'X-Goog-Upload-Command: query' "
+                             "how much it holds, then resume.") from None
+    status = header(response.headers, "X-Goog-Upload-Status") or ""
+    received = row.received_bytes + length if response.status_code == 200 and "upload" in commands else None
+    if response.status_code == 200 and "query" in commands:
+        size = header(response.headers, "X-Goog-Upload-Size-Received") or ""
+        received = int(size) if size.isdigit() else None
+    if response.status_code != 200:
+        uploads.release(db.session, row.id, query_received(vault, url), None)
+        meter.finish(response.status_code, upstream_key_id=row.upstream_key_id, ending="refused",
+                     error=f"upstream {response.status_code}")
+        error = client_error_body(response.status_code, answer_body, "google")
+        return json_response(error, response.status_code if response.status_code < 500 else 502)
+    finished = utcnow() if status in ("final", "cancelled") or "cancel" in commands else None
+    out = answer_body
+    if status == "final":
+        out = record_upload(row, answer_body)
+    uploads.release(db.session, row.id, received, finished)
+    meter.finish(200, upstream_key_id=row.upstream_key_id)
+    reply = Response(out, status=200, content_type=JSON_TYPE if out else None)
+    for name in UPLOAD_HEADERS:
+        value = header(response.headers, name)
+        if value and name != "X-Goog-Upload-Chunk-Granularity":
+            reply.headers[name] = value
+    return reply
+
+
+def record_upload(row, answer_body: bytes) -> bytes:
+    """Record the file a finalized upload made, owned by the upload's user and key."""
+    wrapper = json_object(answer_body)
+    resource = wrapper.get("file") if isinstance(wrapper.get("file"), dict) else None
+    if resource is None or not str(resource.get("name", "")).startswith("files/"):
+        raise UpstreamFailed("The upstream finalized the upload without naming a file.")
+    registry.record(db.session, FILE, resource, row.user_id, row.api_key_id, row.upstream_key_id, utcnow())
+    db.session.commit()
+    return json.dumps({"file": resource}).encode()
+
+
+def multipart_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter) -> Response:
+    """POST /upload/{v}/files?uploadType=multipart: metadata and bytes in one body, streamed to one key."""
+    content_type = request.headers.get("Content-Type", "")
+    if not MULTIPART.fullmatch(content_type.strip()):
+        raise BadRequest("A multipart upload's Content-Type must be 'multipart/related; boundary=…'.")
+    length = content_length()
+    if length > current_app.config["VAULT_MAX_UPLOAD_BYTES"]:
+        raise PayloadTooLarge(f"Files larger than {current_app.config['VAULT_MAX_UPLOAD_BYTES']} bytes "
+                              "cannot be uploaded.")
+    check_space(caller.user_id, length)
+    headers = identification_headers(tuple(request.headers.items())) | {
+        "Content-Type": content_type.strip(), "Content-Length": str(length)}
+    body = body_pieces(request, length, current_app.config["VAULT_BODY_TIMEOUT_SECONDS"])
+    upstream = UpstreamRequest("POST", call.upstream_path, [("uploadType", "multipart")], headers, body, False, "",
+                               False, "google")
+    try:  # the body can be sent once: one key, no failover
+        key = vault.health.pick("", set())
+    except NoUsableKey as exc:
+        raise give_up([], exc) from None
+    answer, outcome = try_key(upstream, vault.upstream, key)
+    vault.health.record(key, "", outcome)
+    if answer is None:
+        raise give_up([outcome if outcome else transport_failure("upstream failed")])
+    if answer.status != 200:
+        return upstream_error(call, meter, answer)
+    wrapper = json_object(answer.body)
+    resource = wrapper.get("file") if isinstance(wrapper.get("file"), dict) else None
+    if resource is None or not str(resource.get("name", "")).startswith("files/"):
+        raise UpstreamFailed("The upstream's answer names no file.")
+    registry.record(db.session, FILE, resource, caller.user_id, caller.api_key_id, key.id, utcnow())
+    db.session.commit()
+    meter.finish(200, upstream_key_id=key.id)
+    return json_response({"file": resource})
+
+
+def check_space(user_id: int, size: int) -> None:
+    """413 if `size` bytes exceed the upload limit or the user's storage quota."""
+    limit = current_app.config["VAULT_MAX_UPLOAD_BYTES"]
+    if size > limit:
+        raise PayloadTooLarge(f"Files larger than {limit} bytes cannot be uploaded.")
+    quota = current_app.config["VAULT_USER_STORAGE_BYTES"]
+    used = registry.storage_used(db.session, user_id, utcnow())
+    db.session.rollback()
+    if used + size > quota:
+        raise StorageQuotaExceeded(f"This upload would take your files to {used + size} bytes; your storage "
+                                   f"quota is {quota} bytes. Delete files you no longer need.")
+
+
+def upload_metadata() -> dict:
+    """The start request's `{"file": {...}}`, with only a display name and MIME type kept."""
+    body = read_body(request)
+    if not body.strip():
+        return {}
+    require_json_type(request)
+    payload = parse_json(body)
+    if not isinstance(payload, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    unknown = set(payload) - {"file"}
+    if unknown:
+        raise BadRequest(f"Unknown field '{sorted(unknown)[0][:64]}' in the upload's start.")
+    described = payload.get("file") or {}
+    if not isinstance(described, dict):
+        raise BadRequest("'file' must be an object.")
+    kept = {}
+    for name, value in described.items():
+        if name in ("sizeBytes", "size_bytes", "name"):
+            continue  # the size travels in X-Goog-Upload-Header-Content-Length; Google names the file
+        canonical = FILE_FIELDS.get(name)
+        if canonical is None:
+            raise BadRequest(f"Unknown field 'file.{name[:64]}' in the upload's start.")
+        if not isinstance(value, str) or len(value) > 512:
+            raise BadRequest(f"'file.{name}' must be a string of at most 512 characters.")
+        if canonical == "mimeType" and not MIME_TYPE.fullmatch(value):
+            raise BadRequest("'file.mimeType' must be a MIME type such as 'application/pdf'.")
+        kept[canonical] = value
+    return {"file": kept} if kept else {}
+
+
+def query_received(vault: VaultRuntime, url: str) -> int | None:
+    """How many bytes Google holds of an upload (after a chunk failed), or None if it cannot say."""
+    try:
+        response = vault.upstream.send_upload(url, {"X-Goog-Upload-Command": "query", "Content-Length": "0"}, None)
+        response.close()
+    except requests.RequestException:
+        return None
+    size = header(response.headers, "X-Goog-Upload-Size-Received") or ""
+    return int(size) if response.status_code == 200 and size.isdigit() else None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def pinned(vault: VaultRuntime, row, upstream: UpstreamRequest) -> Answer:
+    """Send `upstream` with the key that holds `row` (checked still in the pool)."""
+    key_id = registry.usable_key(db.session, row.upstream_key_id, row.name)
+    db.session.rollback()
+    return forward_pinned(upstream, vault.upstream, vault.health, key_id, registry.unavailable_message(row.name))
+
+
+def resource_request(call: Call, method: str, body: bytes = b"", model: str = "") -> UpstreamRequest:
+    """The upstream request for a files / cachedContents call, from the allow-listed parts only."""
+    headers = identification_headers(tuple(request.headers.items()))
+    if body:
+        headers["Content-Type"] = "application/json"
+    return UpstreamRequest(method, call.upstream_path, list(call.query), headers, body, False, model, False,
+                           "google", {"empty_ok": method == "DELETE"})
+
+
+def allowed_fields(payload: dict | None, allowed: dict[str, str], what: str) -> dict:
+    """`payload` with each field in its canonical spelling; `BadRequest` for a field not understood."""
+    if not isinstance(payload, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    kept: dict = {}
+    for name, value in payload.items():
+        canonical = allowed.get(name)
+        if canonical is None:
+            raise BadRequest(f"Unknown field '{str(name)[:64]}' in {what}.")
+        if canonical in kept:
+            raise BadRequest(f"'{canonical}' is given twice.")
+        kept[canonical] = value
+    return kept
+
+
+def declared_size(value: str | None, name: str = "X-Goog-Upload-Header-Content-Length") -> int:
+    """A non-negative byte count from a header; `BadRequest` if missing or not a plain number."""
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 15:
+        raise BadRequest(f"'{name}' is required and must be a number of bytes.")
+    return int(value.strip())
+
+
+def content_length() -> int:
+    """The body's announced length: uploads must say how long they are (411 otherwise)."""
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower() or request.content_length is None:
+        raise LengthRequired("Send upload bytes with a Content-Length header (not chunked).")
+    return request.content_length
+
+
+def header(headers: dict, name: str) -> str | None:
+    """A header of an upstream answer, whatever its case."""
+    lowered = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == lowered), None)
+
+
+def json_object(body: bytes) -> dict:
+    """An upstream answer's JSON object; 502 if it is not one."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise UpstreamFailed("The upstream's answer was not a JSON object.")
+    return value
+
+
+def json_response(body: dict, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type=JSON_TYPE)
+
+
+def upstream_error(call: Call, meter: Meter, answer: Answer) -> Response:
+    """An upstream client error, in Google's envelope with every key masked; settled as refused."""
+    meter.finish(answer.status, upstream_key_id=answer.key.id, ending="refused", error=f"upstream {answer.status}")
+    error = client_error_body(answer.status, without_keys(answer.body, answer.key.secret), "google",
+                              answer.key.secret)
+    return json_response(error, answer.status)
+
+
+def public_base() -> str:
+    """Where clients reach the Vault: `VAULT_PUBLIC_URL`, else this request's own host."""
+    configured = current_app.config.get("VAULT_PUBLIC_URL")
+    return (configured or request.host_url).rstrip("/")
+
+
+HANDLERS = {
+    "files.list": list_resources, "files.get": get_resource, "files.delete": delete_resource,
+    "cachedContents.list": list_resources, "cachedContents.get": get_resource,
+    "cachedContents.delete": delete_resource, "cachedContents.create": create_cache,
+    "cachedContents.patch": patch_cache, "files.upload": start_upload,
+}
