@@ -31,6 +31,7 @@ from vault.admin import views  # noqa: E402,F401  (the pages register themselves
 add_lazy_routes(bp, "vault.admin.api", [
     ("GET", "/api/users", "list_users"),
     ("PATCH", "/api/users/<int:user_id>", "update_user"),
+    ("GET", "/api/users/<int:user_id>/resources", "list_user_resources"),
     ("PATCH", "/api/api-keys/<int:key_id>", "update_api_key"),
     ("GET", "/api/upstream-keys", "list_upstream_keys"),
     ("POST", "/api/upstream-keys", "add_upstream_keys"),

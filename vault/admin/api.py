@@ -5,7 +5,7 @@ Its routes are listed in `vault/admin/__init__.py`; this module loads on the fir
 
 from typing import Annotated, Any, Literal
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from pydantic import Field
 
 from vault import accounts, pool
@@ -16,6 +16,7 @@ from vault.clock import isoformat, utcnow
 from vault.extensions import db
 from vault.jsonapi import Body, api_key_json, read_body, user_json
 from vault.models import UpstreamKey, User
+from vault.resources import summary
 from vault.runtime import runtime
 
 
@@ -66,8 +67,16 @@ def update_user(user_id: int) -> Response:
     return jsonify(user_json(user))
 
 
-def upstream_key_json(key: UpstreamKey) -> dict[str, Any]:
-    """A pooled key with its health; only ever the masked form of the secret."""
+def list_user_resources(user_id: int) -> Response:
+    """A user's files and cached contents (deleted and expired ones too) with their state, and their storage."""
+    user = accounts.get_user(db.session, user_id)
+    report = summary.user_resources(db.session, user.id, current_app.config["VAULT_USER_STORAGE_BYTES"], utcnow())
+    return jsonify(summary.user_resources_json(report))
+
+
+def upstream_key_json(key: UpstreamKey, held: dict[int, int]) -> dict[str, Any]:
+    """A pooled key with its health and how many live resources it holds (`held`, by key id); only ever
+    the masked form of the secret."""
     now = utcnow()
     return {
         "id": key.id,
@@ -88,6 +97,7 @@ def upstream_key_json(key: UpstreamKey) -> dict[str, Any]:
         ],
         "created_at": isoformat(key.created_at),
         "deleted_at": isoformat(key.deleted_at),
+        "resources_held": held.get(key.id, 0),
     }
 
 
@@ -95,7 +105,8 @@ def list_upstream_keys() -> Response:
     """The pool with each key's health; deleted keys too with `?include_deleted=1`."""
     include_deleted = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
     keys = pool.list_upstream_keys(db.session, include_deleted=include_deleted)
-    return jsonify([upstream_key_json(key) for key in keys])
+    held = summary.held_counts(db.session, utcnow())
+    return jsonify([upstream_key_json(key, held) for key in keys])
 
 
 def add_upstream_keys() -> tuple[Response, int]:
@@ -104,7 +115,8 @@ def add_upstream_keys() -> tuple[Response, int]:
     results = pool.add_upstream_keys(db.session, body.keys, runtime().secret_box)
     db.session.commit()
     refresh_pool(results)
-    return jsonify([upstream_key_json(result.key) | {"created": result.created} for result in results]), 201
+    held = summary.held_counts(db.session, utcnow())
+    return jsonify([upstream_key_json(result.key, held) | {"created": result.created} for result in results]), 201
 
 
 def update_upstream_key(key_id: int) -> Response:
@@ -118,7 +130,7 @@ def update_upstream_key(key_id: int) -> Response:
     db.session.commit()
     if body.state is not None:
         runtime().health.set_enabled(key.id, body.state == "active")
-    return jsonify(upstream_key_json(key))
+    return jsonify(upstream_key_json(key, summary.held_counts(db.session, utcnow())))
 
 
 def delete_upstream_key(key_id: int) -> tuple[str, int]:

@@ -22,6 +22,7 @@ from vault.extensions import db
 from vault.forms import ActionForm
 from vault.models import ModelPrice, User
 from vault.proxy.dialects import normalize_model
+from vault.resources import summary
 from vault.runtime import runtime
 from vault.templating import number, usd
 from vault.upstream.failover import check_key
@@ -67,6 +68,7 @@ def users() -> str:
 
 @bp.get("/users/<int:user_id>")
 def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
+    """A user: balance and ledger check, keys, files and caches, recent requests."""
     user = accounts.get_user(db.session, user_id)
     recent, total = queries.page(db.session, queries.Filters(user_id=user.id), 1, 20)
     adjustments = ledger.recent_adjustments(db.session, user.id)
@@ -75,7 +77,9 @@ def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
                            check=check,
                            balance_form=balance_form or BalanceForm(formdata=None), action_form=ActionForm(),
                            keys=accounts.list_api_keys(db.session, user),
-                           default_rpm=runtime().default_rpm)
+                           default_rpm=runtime().default_rpm,
+                           resources=summary.user_resources(db.session, user.id,
+                                                            current_app.config["VAULT_USER_STORAGE_BYTES"], utcnow()))
 
 
 @bp.post("/users/<int:user_id>/balance")
@@ -178,9 +182,10 @@ def refresh_pool(results: list[pool.AddedKey]) -> None:
 
 @bp.get("/keys")
 def pool_page(form: AddKeysForm | None = None) -> str:
-    keys = pool.list_upstream_keys(db.session)
+    """The pool: add keys; each key's health, the files and caches it holds, and its buttons."""
+    keys, now = pool.list_upstream_keys(db.session), utcnow()
     return render_template("admin/pool.html", keys=keys, form=form or AddKeysForm(formdata=None),
-                           action_form=ActionForm(), now=utcnow())
+                           action_form=ActionForm(), now=now, holdings=summary.holdings(db.session, now))
 
 
 @bp.post("/keys")
@@ -208,7 +213,8 @@ def pool_state(key_id: int):
     pool.set_upstream_key_state(db.session, key, enabled)
     db.session.commit()
     runtime().health.set_enabled(key.id, enabled)
-    flash(f"Key {key.masked} is now {key.state.value}.", "success")
+    warning = "" if enabled else summary.held_by(db.session, key.id, utcnow()).disable_warning
+    flash(f"Key {key.masked} is now {key.state.value}. {warning}".strip(), "success")
     return redirect(url_for("admin.pool_page"))
 
 
@@ -219,7 +225,8 @@ def pool_delete(key_id: int):
     pool.delete_upstream_key(db.session, key)
     db.session.commit()
     runtime().health.refresh(force=True)
-    flash(f"Key {key.masked} was removed from the pool.", "success")
+    warning = summary.held_by(db.session, key.id, utcnow()).delete_warning
+    flash(f"Key {key.masked} was removed from the pool. {warning}".strip(), "success")
     return redirect(url_for("admin.pool_page"))
 
 

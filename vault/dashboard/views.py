@@ -8,11 +8,13 @@ from flask_login import current_user, login_required
 from vault import accounts
 from vault.billing import queries
 from vault.charts import daily_bars
+from vault.clock import utcnow
 from vault.dashboard import bp
 from vault.dashboard.forms import CreateKeyForm
 from vault.errors import BadRequest
 from vault.extensions import db
 from vault.forms import ActionForm
+from vault.resources import summary
 from vault.templating import number, usd
 
 CHART_DAYS = 14
@@ -32,6 +34,7 @@ def dashboard_context(user, form: CreateKeyForm, new_key=None) -> dict:
     return {
         "user": user, "form": form, "action_form": ActionForm(), "new_key": new_key, "keys": keys,
         "key_names": {key.id: key.name or key.prefix for key in keys}, "recent": recent,
+        "revoke_notes": summary.revoke_notes(db.session, user.id, keys, utcnow()),
         "requests_chart": daily_bars(daily, today, CHART_DAYS, "requests", lambda v: f"{number(v)} requests"),
         "tokens_chart": daily_bars(daily, today, CHART_DAYS, "total_tokens", lambda v: f"{number(v)} tokens"),
         "spend_chart": daily_bars([{"day": r["day"], "cost_nano": round(r["cost"] * 10**9)} for r in daily], today,

@@ -2,7 +2,7 @@
 
 Request bodies are the pydantic models the views validate with, so they cannot drift.
 Response shapes restate `user_json`, `api_key_json`, `upstream_key_json`, `price_json`,
-`adjustment_json` and `record_json`; tests/test_openapi.py checks them against live
+`adjustment_json`, `record_json` and `user_resources_json`; tests/test_openapi.py checks them against live
 responses and checks that every API route in `app.url_map` is described here. Gemini's and
 OpenAI's own payloads are only sketched: the proxy passes them through as they are.
 """
@@ -24,6 +24,7 @@ from vault.openapi.schemas import (
     gemini_schemas,
     openai_schemas,
     pool_schemas,
+    resource_schemas,
     security_schemes,
 )
 
@@ -34,6 +35,8 @@ PATH_PARAMETERS = {
     "invite_id": ({"type": INT}, "An invite's id."),
     "model": ({"type": STR}, "A model name such as `gemini-2.5-flash` (without `models/`)."),
     "path": ({"type": STR}, "The rest of the path, e.g. `chat/completions`; it may contain `/`."),
+    "file": ({"type": STR}, "A file's id (`abc123` of `files/abc123`)."),
+    "cache": ({"type": STR}, "A cached content's id (`xyz` of `cachedContents/xyz`)."),
 }
 TAGS = [
     {"name": "accounts", "description": "Registration, access tokens and the caller's own account."},
@@ -43,6 +46,8 @@ TAGS = [
     {"name": "openai", "description": "OpenAI-compatible proxy, forwarded to Gemini's OpenAI endpoint. "
                                       "Errors use OpenAI's envelope."},
     {"name": "gemini", "description": "Native Gemini proxy. Errors use Google's envelope."},
+    {"name": "files", "description": "Files and cached contents through the Vault: each user's own, sent with the "
+                                     "upstream key that holds them. See README, Files and caches."},
     {"name": "operations", "description": "Health checks and this document."},
 ]
 DESCRIPTION = """A self-hosted gateway for the Google Gemini API.
@@ -67,7 +72,7 @@ def build_openapi(app: Flask) -> Schema:
         "tags": TAGS,
         "paths": with_path_parameters(api_paths() | proxy_paths() | operations_paths(app)),
         "components": {
-            "schemas": body_schemas() | account_schemas() | pool_schemas() | billing_schemas()
+            "schemas": body_schemas() | account_schemas() | pool_schemas() | resource_schemas() | billing_schemas()
             | error_schemas() | gemini_schemas() | openai_schemas(),
             "securitySchemes": security_schemes(app.config.get("SESSION_COOKIE_NAME", "session")),
             "headers": {

@@ -10,7 +10,7 @@ from vault.admin.billing_api import PriceBody, UsageQuery
 from vault.admin.invites_api import NewInviteBody
 from vault.auth.api import CredentialsBody, PasswordChangeBody, RegisterBody
 from vault.dashboard.api import NewKeyBody
-from vault.openapi.schemas import STR, Schema, array, ref, typed
+from vault.openapi.schemas import INT, STR, Schema, array, ref, typed
 
 NATIVE_VERSIONS = ("v1beta", "v1")
 NATIVE_ACTIONS = {  # action: (summary, request schema, response schema)
@@ -31,6 +31,7 @@ ERROR_MEANINGS = {
     404: "Not found.",
     409: "A record with this identity already exists, or the record can no longer change.",
     405: "The path is served, but not with this method (`Allow` names the one that is).",
+    411: "An upload chunk without `Content-Length`.",
     408: "The request body did not arrive within `VAULT_BODY_TIMEOUT_SECONDS`.",
     413: "The request body is larger than `VAULT_MAX_BODY_BYTES`.",
     415: "The request body is not declared as JSON (`Content-Type: application/json`).",
@@ -138,6 +139,13 @@ def admin_paths() -> dict[str, Schema]:
                          (200, reply("The user.", ref("User"))), 400, 401, 403, 404, 413,
                          requestBody=json_body(PatchUserBody), security=USER_WRITE),
         },
+        "/admin/api/users/{user_id}/resources": {"get": api(
+            "listUserResources", "A user's files and cached contents, with their state and storage", "admin",
+            (200, reply("The resources, newest first, and storage used.", ref("UserResources"))), 401, 403, 404,
+            description="Every record, deleted and expired ones too. A resource is usable only through the "
+                        "upstream key holding it: `key_disabled` answers 409 until an admin enables that key "
+                        "again, `key_removed` is gone for good. Any of the user's active Vault keys may use "
+                        "a `live` one, whichever key made it.")},
         "/admin/api/api-keys/{key_id}": {"patch": api(
             "updateApiKey", "Set a Vault key's rate limit", "admin", (200, reply("The key.", ref("ApiKey"))),
             400, 401, 403, 404, 413, requestBody=json_body(PatchApiKeyBody), security=USER_WRITE)},
@@ -236,11 +244,52 @@ def either(*names: str) -> Schema:
 
 
 def proxy_paths() -> dict[str, Schema]:
-    """Every proxied path: native Gemini under both versions, and the OpenAI-compatible ones."""
+    """Every proxied path: native Gemini under both versions, files and caches, and the OpenAI-compatible ones."""
     paths: dict[str, Schema] = {}
     for version in NATIVE_VERSIONS:
-        paths |= native_paths(version)
+        paths |= native_paths(version) | resource_paths(version)
     return paths | openai_paths()
+
+
+def resource_paths(version: str) -> dict[str, Schema]:
+    """Files, uploads and cached contents: the caller's own only, each sent with the key that holds it."""
+    envelope, owned = ref("GoogleError"), (*PROXY_ERRORS, 404, 409)
+    paging = [{"name": name, "in": "query", "required": False, "schema": typed(kind)}
+              for name, kind in (("pageSize", INT), ("pageToken", STR))]
+    mask = [{"name": "updateMask", "in": "query", "required": True,
+             "schema": typed(STR, enum=["ttl", "expireTime"])}]
+    upload = [{"name": name, "in": "query", "required": False, "schema": typed(STR), "description": text}
+              for name, text in (("uploadType", "`multipart` sends metadata and bytes in one body."),
+                                 ("upload_id", "The token of the upload URL a resumable start returned: with it "
+                                               "no API key is sent (the token is the credential)."))]
+    file_ok, cache_ok = reply("The file.", ref("File")), reply("The cached content.", ref("CachedContent"))
+    empty = reply("Deleted.", {"type": "object"})
+    files, caches = f"/{version}/files", f"/{version}/cachedContents"
+    return {
+        f"/upload/{version}/files": {"post": proxy(
+            f"{version}.uploadFile", "Upload a file (resumable start, its chunks, or multipart)", "files",
+            reply("A resumable start: `X-Goog-Upload-URL` (a Vault URL) and `X-Goog-Upload-Status: active`; "
+                  "a chunk: its status; the last chunk or a multipart upload: `{\"file\": File}`.",
+                  {"type": "object"}), envelope, (*PROXY_ERRORS, 404, 409, 411), parameters=upload)},
+        files: {"get": proxy(f"{version}.listFiles", "List your files", "files",
+                             reply("A page of your files.", ref("FileList")), envelope, parameters=paging)},
+        f"{files}/{{file}}": {
+            "get": proxy(f"{version}.getFile", "Get one of your files", "files", file_ok, envelope, owned),
+            "delete": proxy(f"{version}.deleteFile", "Delete one of your files", "files", empty, envelope, owned)},
+        caches: {
+            "get": proxy(f"{version}.listCachedContents", "List your cached contents", "files",
+                         reply("A page of your cached contents.", ref("CachedContentList")), envelope,
+                         parameters=paging),
+            "post": proxy(f"{version}.createCachedContent", "Create a cached content (storage is charged)", "files",
+                          cache_ok, envelope, owned, requestBody=json_body("CachedContent"))},
+        f"{caches}/{{cache}}": {
+            "get": proxy(f"{version}.getCachedContent", "Get one of your cached contents", "files", cache_ok,
+                         envelope, owned),
+            "patch": proxy(f"{version}.updateCachedContent", "Change a cached content's expiry", "files", cache_ok,
+                           envelope, owned, parameters=mask, requestBody=json_body("CachedContent")),
+            "delete": proxy(f"{version}.deleteCachedContent", "Delete one of your cached contents", "files", empty,
+                            envelope, owned)},
+    }
 
 
 def native_paths(version: str) -> dict[str, Schema]:

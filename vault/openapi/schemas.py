@@ -166,11 +166,40 @@ def pool_schemas() -> dict[str, Schema]:
         "created_at": moment(),
         "deleted_at": moment(nullable=True) | {"description": "When an admin deleted it (listed only with "
                                                               "`include_deleted`)."},
+        "resources_held": typed(INT, description="Live files and cached contents this key's project holds: "
+                                                 "unreachable (409) while it is disabled, for good once deleted."),
     }
     return {
         "UpstreamKey": obj(fields),
         "UpstreamKeyAdded": obj(fields | {"created": typed(BOOL, description="False if it was already pooled; "
                                                                        "true also for a deleted key revived.")}),
+    }
+
+
+def resource_schemas() -> dict[str, Schema]:
+    """A user's files and cached contents (`vault.resources.summary.user_resources_json`)."""
+    resource = obj({
+        "id": typed(INT), "kind": typed(STR, enum=["file", "cache"]),
+        "name": typed(STR, description="Google's name, e.g. `files/abc` or `cachedContents/xyz`."),
+        "display_name": typed(STR), "mime_type": typed(STR), "model": typed(STR, description="Caches only."),
+        "size_bytes": typed(INT), "token_count": typed(INT, description="Caches only."),
+        "upstream_key_id": typed(INT, nullable=True, description="The pooled key whose project holds it."),
+        "upstream_key": typed(STR, nullable=True, description="That key, masked."),
+        "upstream_key_label": typed(STR, nullable=True),
+        "api_key_id": typed(INT, nullable=True, description="The Vault key that made it."),
+        "api_key_prefix": typed(STR, nullable=True),
+        "created_at": moment(), "expires_at": moment(nullable=True), "deleted_at": moment(nullable=True),
+        "state": typed(STR, enum=["live", "expired", "deleted", "key_disabled", "key_removed"],
+                       description="`key_disabled`: its upstream key is disabled (409 until enabled again); "
+                                   "`key_removed`: its upstream key left the pool (unreachable for good)."),
+    })
+    return {
+        "StoredResource": resource,
+        "UserResources": obj({
+            "storage": obj({"used_bytes": typed(INT, description="Live files and unfinished uploads."),
+                            "quota_bytes": typed(INT, description="`VAULT_USER_STORAGE_BYTES`.")}),
+            "resources": array(ref("StoredResource")),
+        }),
     }
 
 
@@ -290,6 +319,18 @@ def gemini_schemas() -> dict[str, Schema]:
         "Model": loose({"name": typed(STR), "displayName": typed(STR), "inputTokenLimit": typed(INT),
                         "outputTokenLimit": typed(INT), "supportedGenerationMethods": array(typed(STR))}, "A model."),
         "ModelList": loose({"models": array(ref("Model")), "nextPageToken": typed(STR)}, "Gemini's model list."),
+        "File": loose({"name": typed(STR), "displayName": typed(STR), "mimeType": typed(STR),
+                       "sizeBytes": typed(STR), "uri": typed(STR), "state": typed(STR),
+                       "expirationTime": typed(STR)}, "A file of the Files API, as Google describes it."),
+        "FileList": loose({"files": array(ref("File")), "nextPageToken": typed(STR)},
+                          "A page of the caller's own files (from the Vault's records)."),
+        "CachedContent": loose({"name": typed(STR), "model": typed(STR), "contents": array(ref("Content")),
+                                "systemInstruction": ref("Content"), "ttl": typed(STR), "expireTime": typed(STR),
+                                "displayName": typed(STR), "usageMetadata": loose(
+                                    {"totalTokenCount": typed(INT)}, "The cache's size, what storage is charged on.")},
+                               "A cached content; see https://ai.google.dev/api/caching."),
+        "CachedContentList": loose({"cachedContents": array(ref("CachedContent")), "nextPageToken": typed(STR)},
+                                   "A page of the caller's own cached contents."),
     }
 
 

@@ -137,7 +137,8 @@ def create_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, 
         raise UpstreamFailed("The upstream's answer names no cached content.")
     now = utcnow()
     row = registry.record(db.session, CACHE, resource, caller.user_id, caller.api_key_id, answer.key.id, now)
-    charge = storage.storage_nano(row.token_count, storage.extension_seconds(None, row.expires_at, now),
+    created = registry.parse_time(resource.get("createTime")) or now  # Google's clock: its TTL, exactly
+    charge = storage.storage_nano(row.token_count, storage.extension_seconds(None, row.expires_at, created),
                                   current_app.config["VAULT_CACHE_STORAGE_PRICE"])
     row.storage_charged_until = row.expires_at
     db.session.commit()
@@ -161,7 +162,7 @@ def patch_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, p
     before = row.storage_charged_until
     resource = json_object(answer.body)
     registry.refresh(row, resource)
-    now = utcnow()
+    now = registry.parse_time(resource.get("updateTime")) or utcnow()
     charge = storage.storage_nano(row.token_count, storage.extension_seconds(before, row.expires_at, now),
                                   current_app.config["VAULT_CACHE_STORAGE_PRICE"])
     if row.expires_at is not None and (before is None or row.expires_at > before):
