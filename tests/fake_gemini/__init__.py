@@ -4,7 +4,8 @@
         fake.enqueue(faults.quota_exceeded("37s"), key="AIza-first")
         ...  # point an SDK or the gateway at fake.base_url
 
-See `server.FakeGemini` for keys, scripting and the request log.
+See `server.FakeGemini` for keys, scripting, the request log, and the Files and
+cachedContents APIs it speaks (uploads are tracked in `fake.uploads`, see `uploads.Upload`).
 """
 
 from tests.fake_gemini import faults
@@ -13,6 +14,7 @@ from tests.fake_gemini.log import RecordedRequest
 from tests.fake_gemini.payloads import count_words
 from tests.fake_gemini.script import Gate, Hang, Redirect, Reply, Reset
 from tests.fake_gemini.server import FakeGemini
+from tests.fake_gemini.uploads import Upload
 
 __all__ = ["FakeGemini", "Fault", "Gate", "Hang", "RecordedRequest", "Redirect", "Reply",
-           "Reset", "count_words", "faults"]
+           "Reset", "Upload", "count_words", "faults"]

@@ -6,13 +6,25 @@ from tests.fake_gemini import faults
 from tests.fake_gemini.faults import Fault
 from tests.fake_gemini.script import Reply
 
+Headers = tuple[tuple[str, str], ...]
+
 
 class ApiError(Exception):
-    """Raised by an endpoint function to answer with `fault` instead of a result."""
+    """Raised by an endpoint function to answer with `fault` (plus `headers`) instead of a result."""
 
-    def __init__(self, fault: Fault) -> None:
+    def __init__(self, fault: Fault, headers: Headers = ()) -> None:
         super().__init__(fault.status)
         self.fault = fault
+        self.headers = headers
+
+
+@dataclass
+class Answer:
+    """A 200 that needs response headers (the upload protocol's): a JSON `payload`, or an
+    empty body when it is None."""
+
+    payload: dict | None = None
+    headers: Headers = ()
 
 
 @dataclass
@@ -33,6 +45,10 @@ class Call:
 
     `key` is the key it runs as, `resources` the fake's `ResourceStore` (files and cached
     contents per key), `alt` the response format system parameter ("json", "sse" or None).
+    For the Files and cachedContents APIs: `resource` is the name in the path
+    (`files/abc`), `headers` the request headers (lower-cased names), `payload` the buffered
+    raw body, `body_reader` the unread body of an upload chunk, `uploads` the fake's upload
+    sessions and `base_url` the fake's own root (upload URLs point there).
     """
 
     endpoint: str
@@ -48,6 +64,12 @@ class Call:
     key: str | None = None
     resources: object = None
     alt: str | None = None
+    resource: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    payload: bytes = b""
+    body_reader: object = None
+    uploads: object = None
+    base_url: str = ""
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """The first value of a query parameter."""
@@ -82,3 +104,28 @@ def require_own_resources(call: Call, body: dict) -> None:
     fault = call.resources.denial(call.key, body) if call.resources is not None else None
     if fault:
         raise ApiError(fault)
+
+
+def page_size(raw: str | None, default: int, maximum: int) -> int:
+    """A list's `pageSize`: `default` when absent or not positive, capped at `maximum`."""
+    try:
+        size = int(raw) if raw else default
+    except ValueError as exc:
+        raise ApiError(faults.invalid_argument(f"Invalid value at 'page_size' (TYPE_INT32), \"{raw}\"")) from exc
+    return min(size, maximum) if size > 0 else default
+
+
+def list_owned(call: Call, kind: str, default_size: int, max_size: int) -> dict:
+    """GET /{v}/{kind}: one page of the calling key's resources; `{}` when it has none.
+
+    `nextPageToken` is there only when more follow; a token of another key or list is a 400.
+    """
+    size = page_size(call.param("pageSize"), default_size, max_size)
+    try:
+        items, token = call.resources.page(call.key, kind, size, call.param("pageToken"))
+    except ValueError as exc:
+        raise ApiError(faults.invalid_argument("Invalid page token.", with_details=False)) from exc
+    page = {kind: items} if items else {}
+    if token:
+        page["nextPageToken"] = token
+    return page

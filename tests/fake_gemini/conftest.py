@@ -1,3 +1,3 @@
-"""Makes the `fake_gemini` fixture available to the fake's own tests."""
+"""Makes the fake's fixtures available to its own tests: `fake_gemini`, two keys, the SDK versions."""
 
-from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401 - a fixture is used by name
+from tests.fake_gemini.fixtures import api_version, fake_gemini, owner, stranger  # noqa: F401 - used by name

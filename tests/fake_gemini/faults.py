@@ -211,6 +211,29 @@ def cached_content_denied() -> Fault:
     return error(403, "PERMISSION_DENIED", "CachedContent not found (or permission denied)")
 
 
+def upload_not_found() -> Fault:
+    """404 on an upload session URL whose upload_id is unknown, finalized or cancelled."""
+    return not_found("Upload session not found: the upload_id is unknown, or the upload was finalized "
+                     "or cancelled.")
+
+
+def upload_offset_mismatch(received: int, offset: str | None) -> Fault:
+    """400 for a chunk whose `X-Goog-Upload-Offset` is not the byte count received so far."""
+    return invalid_argument(f"Invalid X-Goog-Upload-Offset {offset!r}: the upload has received {received} "
+                            "bytes, so the next chunk must start there.", with_details=False)
+
+
+def upload_size_mismatch(declared: int, received: int) -> Fault:
+    """400 when an upload ends with another byte count than its start declared."""
+    return invalid_argument(f"The upload declared {declared} bytes (X-Goog-Upload-Header-Content-Length) "
+                            f"but {received} bytes were received.", with_details=False)
+
+
+def already_exists(name: str) -> Fault:
+    """409 ALREADY_EXISTS for a resource name that is taken."""
+    return error(409, "ALREADY_EXISTS", f"{name} already exists.")
+
+
 def unregistered_caller() -> Fault:
     """403 PERMISSION_DENIED sent when a request carries no key at all."""
     return error(403, "PERMISSION_DENIED", UNREGISTERED_MESSAGE)

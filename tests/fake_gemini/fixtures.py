@@ -1,4 +1,8 @@
-"""pytest fixtures for the fake Gemini upstream; the project's conftest imports these."""
+"""pytest fixtures for the fake Gemini upstream.
+
+The project's conftest imports `fake_gemini`; the fake's own tests also use `owner`,
+`stranger` and `api_version`.
+"""
 
 import pytest
 
@@ -15,3 +19,21 @@ def fake_gemini():
     with FakeGemini() as fake:
         yield fake
     assert not fake.server_errors, "the fake crashed:\n" + "\n".join(fake.server_errors)
+
+
+@pytest.fixture
+def owner(fake_gemini: FakeGemini) -> str:
+    """A key (a project) that uploads files and creates caches."""
+    return fake_gemini.new_key()
+
+
+@pytest.fixture
+def stranger(fake_gemini: FakeGemini) -> str:
+    """Another key, of another project."""
+    return fake_gemini.new_key()
+
+
+@pytest.fixture(params=[None, "v1beta"], ids=["default-v1", "v1beta"])
+def api_version(request) -> str | None:
+    """google-genai's default version (v1 in 3.x, uploading to /upload/v1/files) and v1beta."""
+    return request.param

@@ -1,55 +1,45 @@
 """The HTTP handler: record the call, route it, check the key, apply the script, answer.
 
 Order as upstream: route (on the `X-HTTP-Method-Override` of a POST, if any), then the
-credentials (none → 403, an OAuth one → 401, any bad key → 400 API_KEY_INVALID), then the
-`alt` system parameter, then scripted actions, then body validation, then the answer, cut
-down by any field mask and compact under `prettyPrint=false`.
+credentials (none → 403, an OAuth one → 401, any bad key → 400 API_KEY_INVALID; upload
+session URLs take none), then the `alt` system parameter, then scripted actions, then body
+validation, then the answer, cut down by any field mask and compact under `prettyPrint=false`.
+
+Bodies are read before routing, except on an upload session URL, where the endpoint streams
+the body itself; upload paths buffer at most `files.MULTIPART_LIMIT` bytes. Whatever is left
+unread when the answer is out is drained, so keep-alive connections stay in step.
 """
 
 import json
-import re
 import traceback
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fake_gemini import credentials, faults, native, openai_compat, sysparams
-from tests.fake_gemini.calls import ApiError, Call, Stream
+from tests.fake_gemini import (
+    caches,
+    credentials,
+    faults,
+    files,
+    native,
+    openai_compat,
+    sysparams,
+    uploads,
+)
+from tests.fake_gemini.body import BodyReader
+from tests.fake_gemini.calls import Answer, ApiError, Call, Headers, Stream
 from tests.fake_gemini.faults import Fault
-from tests.fake_gemini.log import RecordedRequest
+from tests.fake_gemini.log import BODY_KEEP, RecordedRequest
+from tests.fake_gemini.routes import RAW_BODY_ENDPOINTS, SESSION_ENDPOINTS, is_upload_session, route
 from tests.fake_gemini.script import Hang, Redirect, Reply, Reset, bare_model
 from tests.fake_gemini.wire import CONTENT_TYPES, ClientGone, Wire, error_frame, frame, trailer
 
-NATIVE_PATH = re.compile(r"^/(?P<version>v1beta|v1)/models(?:/(?P<model>[^/:]+)(?::(?P<method>\w+))?)?$")
-OPENAI_PATH = re.compile(r"^/v1beta/openai/(?P<rest>chat/completions|embeddings|models)"
-                         r"(?:/(?:models/)?(?P<model>[^/]+))?$")
-NATIVE_POST = {"generateContent", "streamGenerateContent", "countTokens", "embedContent",
-               "batchEmbedContents"}
-OPENAI_ROUTES = {("POST", "chat/completions", False): "openai.chat",
-                 ("POST", "embeddings", False): "openai.embeddings",
-                 ("GET", "models", False): "openai.listModels",
-                 ("GET", "models", True): "openai.getModel"}
+NATIVE_HANDLERS = native.HANDLERS | uploads.HANDLERS | files.HANDLERS | caches.HANDLERS
+RESOURCE_PREFIXES = ("files.", "cachedContents.")
+EMPTY_TYPE = "text/plain; charset=utf-8"
 POLL = 0.02
 NOT_FOUND_HTML = ("<!DOCTYPE html>\n<html lang=en><title>Error 404 (Not Found)!!1</title>"
                   "<p><b>404.</b> <ins>That's an error.</ins><p>The requested URL <code>{path}"
                   "</code> was not found on this server. <ins>That's all we know.</ins>")
-
-
-def route(method: str, path: str) -> tuple[str, str, str, str | None] | None:
-    """(dialect, endpoint, version, model) for a known path, else None."""
-    m = NATIVE_PATH.match(path)
-    if m:
-        endpoint = _native_endpoint(method, m["model"], m["method"])
-        return endpoint and ("native", endpoint, m["version"], m["model"])
-    m = OPENAI_PATH.match(path)
-    if m and (method, m["rest"], m["model"] is not None) in OPENAI_ROUTES:
-        return "openai", OPENAI_ROUTES[method, m["rest"], m["model"] is not None], "v1beta", m["model"]
-    return None
-
-
-def _native_endpoint(method: str, model: str | None, action: str | None) -> str | None:
-    if method == "GET" and action is None:
-        return "getModel" if model else "listModels"
-    return action if method == "POST" and action in NATIVE_POST else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -80,10 +70,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._serve(fake, rec)
         except ClientGone:
+            self.close_connection = True
             fake._note_disconnect(rec)
         except Exception:
             self._crash(fake, rec)
         finally:
+            # Unread body bytes would be taken for the next request, or reset the connection
+            # under the answer when it closes.
+            self.body.drain()
             rec.finish("ok")
 
     def _crash(self, fake, rec: RecordedRequest) -> None:
@@ -104,9 +98,14 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in pairs:
             merged[k] = f"{merged[k]}, {v}" if k in merged else v
         query = parse_qs(url.query, keep_blank_values=True)
-        rec = RecordedRequest(self.command, unquote(url.path), url.query, query, merged, pairs,
-                              self._read_body(), raw_path=url.path, request_target=self.path,
-                              raw_headers=raw_headers)
+        path = unquote(url.path)
+        self.body = BodyReader(self.rfile, self.headers)
+        self.payload = self._buffer(path, query)
+        kept = self.payload[:BODY_KEEP] if path.startswith("/upload/") else self.payload
+        rec = RecordedRequest(self.command, path, url.query, query, merged, pairs, kept,
+                              raw_path=url.path, request_target=self.path, raw_headers=raw_headers,
+                              body_bytes=len(self.payload))
+        self.body.on_piece = rec.note_body
         rec.credentials = credentials.collect(pairs, query)
         self.params = sysparams.read(self.command, query, pairs)
         rec.system_params, rec.alt = self.params.found, self.params.alt
@@ -116,35 +115,25 @@ class Handler(BaseHTTPRequestHandler):
         self.server.fake._log.append(rec)
         return rec
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self) -> bytes:
-        data = b""
-        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-            data += self.rfile.read(size)
-            self.rfile.readline()
-        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-            pass
-        return data
+    def _buffer(self, path: str, query: dict[str, list[str]]) -> bytes:
+        """The body read up front: none for an upload session (it streams), capped on upload paths."""
+        if is_upload_session(path, query):
+            return b""
+        return self.body.read_upto(files.MULTIPART_LIMIT + 1 if path.startswith("/upload/") else None)
 
     def _serve(self, fake, rec: RecordedRequest) -> None:
-        found = route(rec.routed_method, rec.path)
+        found = route(rec.routed_method, rec.path, rec.query, rec.headers)
         if found is None:
             rec.status = 404
             html = NOT_FOUND_HTML.format(path=rec.path).encode()
             return self.wire.body(404, html, "text/html; charset=UTF-8")
-        rec.dialect, rec.endpoint, rec.version, rec.model = found
-        key, rec.key_source, fault = credentials.authenticate(rec.credentials, rec.dialect,
-                                                              fake.key_valid)
+        rec.dialect, rec.endpoint, rec.version, rec.model, rec.resource = found
+        key, rec.key_source, fault = _authenticate(fake, rec)
         rec.key = key
         fault = fault or self.params.fault()
         if fault:
             return self._fault(rec, fault)
-        body, bad_json = _parse(rec)
+        body, bad_json = _parse(rec, self.payload)
         rec.model = bare_model(rec.model or _body_model(body))
         action = fake._script.take(key, rec.model, rec.endpoint)
         self._answer(fake, rec, action, body, bad_json)
@@ -170,17 +159,21 @@ class Handler(BaseHTTPRequestHandler):
         self._result(fake, rec, reply, body)
 
     def _result(self, fake, rec: RecordedRequest, reply: Reply, body) -> None:
-        handlers = native.HANDLERS if rec.dialect == "native" else openai_compat.HANDLERS
+        handlers = NATIVE_HANDLERS if rec.dialect == "native" else openai_compat.HANDLERS
         call = Call(rec.endpoint, rec.version, rec.model, body, rec.query, reply,
                     fake._next_response_id(), fake.catalog, fake.embedding_dim,
-                    key=rec.key, resources=fake.resources, alt=rec.alt)
+                    key=rec.key, resources=fake.resources, alt=rec.alt, resource=rec.resource,
+                    headers=rec.headers, payload=self.payload, body_reader=self.body,
+                    uploads=fake.uploads, base_url=fake.base_url)
         try:
             result = handlers[rec.endpoint](call)
         except ApiError as exc:
-            return self._fault(rec, exc.fault)
+            return self._fault(rec, exc.fault, exc.headers)
+        if isinstance(result, Answer):
+            return self._send_answer(rec, result)
         result = self._masked(result if reply.report_usage else _without_usage(result))
         rec.status = 200
-        rec.usage = reported_usage(result)
+        rec.usage = None if rec.endpoint.startswith(RESOURCE_PREFIXES) else reported_usage(result)
         if isinstance(result, Stream):
             rec.streamed = True
             return self._stream(fake, rec, result, reply)
@@ -192,10 +185,17 @@ class Handler(BaseHTTPRequestHandler):
             return Stream([self.params.filter(e) for e in result.events], result.framing)
         return self.params.filter(result)
 
-    def _fault(self, rec: RecordedRequest, fault: Fault) -> None:
+    def _send_answer(self, rec: RecordedRequest, answer: Answer) -> None:
+        """A 200 with the upload protocol's headers: JSON, or an empty body."""
+        rec.status = 200
+        if answer.payload is None:
+            return self.wire.body(200, b"", EMPTY_TYPE, extra=answer.headers)
+        self.wire.json(200, self.params.filter(answer.payload), rec.pretty_print, extra=answer.headers)
+
+    def _fault(self, rec: RecordedRequest, fault: Fault, extra: Headers = ()) -> None:
         rec.status = fault.status
         body = fault.body(rec.dialect or "native", pretty=rec.pretty_print)
-        self.wire.body(fault.status, body, fault.content_type)
+        self.wire.body(fault.status, body, fault.content_type, extra=extra)
         rec.finish("fault" if fault.status != 200 else "ok")
 
     def _redirect(self, rec: RecordedRequest, redirect: Redirect) -> None:
@@ -264,12 +264,19 @@ class Handler(BaseHTTPRequestHandler):
         return bool(seconds) and fake._stopping.wait(seconds)
 
 
-def _parse(rec: RecordedRequest) -> tuple[object, Fault | None]:
-    """The JSON body (GETs and empty bodies give {}) and the 400 for a malformed one."""
-    if rec.routed_method == "GET" or not rec.raw_body.strip():
+def _authenticate(fake, rec: RecordedRequest) -> tuple[str | None, str | None, Fault | None]:
+    """(key, its source, fault) as `credentials.authenticate`; upload session URLs need no key."""
+    if rec.endpoint in SESSION_ENDPOINTS:
+        return None, None, None
+    return credentials.authenticate(rec.credentials, rec.dialect, fake.key_valid)
+
+
+def _parse(rec: RecordedRequest, payload: bytes) -> tuple[object, Fault | None]:
+    """The JSON body (GETs, empty and non-JSON upload bodies give {}) and the 400 for a malformed one."""
+    if rec.routed_method == "GET" or rec.endpoint in RAW_BODY_ENDPOINTS or not payload.strip():
         return {}, None
     try:
-        rec.json = json.loads(rec.raw_body)
+        rec.json = json.loads(payload)
         return rec.json, None
     except ValueError:
         return None, faults.invalid_argument("Invalid JSON payload received. Unexpected token.")

@@ -4,6 +4,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+BODY_KEEP = 64 * 1024
+
 
 @dataclass
 class RecordedRequest:
@@ -14,7 +16,9 @@ class RecordedRequest:
     `request_target` (the whole request-line target), `query_string` (raw) and `query`
     (parsed), `headers` (lower-cased names, repeats joined with ", "), `header_list` (every
     pair, names lower-cased), `raw_headers` (every pair as sent, names in their own case),
-    and `raw_body`.
+    `raw_body`, and `body_bytes` (how many body bytes really arrived). On upload paths
+    (`/upload/...`) `raw_body` keeps only the first `BODY_KEEP` (64 KiB) bytes, and an
+    upload chunk's body is counted as it streams in; elsewhere it is the whole body.
 
     Credentials: `credentials` lists every one that reached the fake as (source, value), source
     "header", "query", "bearer", "authorization" or "access_token" (see `credentials.collect`);
@@ -24,6 +28,11 @@ class RecordedRequest:
     System parameters: `system_params` lists each one present as (where, name, value);
     `alt`, `field_mask`, `pretty_print` and `method_override` are what the fake applied, and
     `routed_method` is the method it routed on (`method`, or the override of a POST).
+
+    Routing: `dialect`, `endpoint` (e.g. "generateContent", "files.upload.start",
+    "files.upload.chunk", "files.list", "cachedContents.patch"), `version`, `model`, and
+    `resource`, the `files/...` or `cachedContents/...` name in the path. Upload session
+    calls (chunk, query, cancel) run with `key` None: their upload_id is the credential.
 
     `outcome` is "ok", "fault", "reset", "redirect", "died" (scripted death mid-stream),
     "error-event" (scripted in-band error), "client-disconnected" or
@@ -54,6 +63,8 @@ class RecordedRequest:
     pretty_print: bool = True
     method_override: str | None = None
     routed_method: str | None = None
+    body_bytes: int = 0
+    resource: str | None = None
     dialect: str | None = None
     endpoint: str | None = None
     version: str | None = None
@@ -72,6 +83,13 @@ class RecordedRequest:
     def duration(self) -> float | None:
         """Seconds from the request's arrival to the end of its answer."""
         return None if self.finished is None else self.finished - self.started
+
+    def note_body(self, piece: bytes) -> None:
+        """Count body bytes read after the call was recorded, keeping at most `BODY_KEEP` of them."""
+        self.body_bytes += len(piece)
+        room = BODY_KEEP - len(self.raw_body)
+        if room > 0:
+            self.raw_body += piece[:room]
 
     def finish(self, outcome: str) -> None:
         """Mark the call as answered (first outcome wins) and wake waiters."""

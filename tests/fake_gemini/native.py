@@ -5,6 +5,7 @@ from tests.fake_gemini.calls import (
     ApiError,
     Call,
     Stream,
+    page_size,
     require_model,
     require_object,
     require_own_resources,
@@ -32,7 +33,7 @@ DEFAULT_PAGE_SIZE = 50
 
 def list_models(call: Call) -> dict:
     """GET /{v}/models with pageSize / pageToken; no nextPageToken on the last page."""
-    size = _page_size(call.param("pageSize"))
+    size = page_size(call.param("pageSize"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     token = call.param("pageToken")
     start = page_offset(token) if token else 0
     if start is None:
@@ -42,14 +43,6 @@ def list_models(call: Call) -> dict:
     if start + size < len(models):
         page["nextPageToken"] = page_token(start + size)
     return page
-
-
-def _page_size(raw: str | None) -> int:
-    try:
-        size = int(raw) if raw else DEFAULT_PAGE_SIZE
-    except ValueError as exc:
-        raise ApiError(faults.invalid_argument(f"Invalid value at 'page_size' (TYPE_INT32), \"{raw}\"")) from exc
-    return min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE
 
 
 def get_model(call: Call) -> dict:

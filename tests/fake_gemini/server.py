@@ -4,8 +4,19 @@ Keys: every key registered with `add_key` (or the `keys` argument) is valid; wit
 `accept_any_aiza=True` (the default) any other key starting with "AIza" is valid too, except
 keys passed to `remove_key`. Anything else gets 400 API_KEY_INVALID; no key gets 403.
 
-Each key stands for its own Google project: files and cached contents made with
-`add_file` / `add_cached_content` belong to one key, and naming them with another key is a 403.
+Each key stands for its own Google project: files and cached contents belong to the key
+that made them (through the API or `add_file` / `add_cached_content`), and naming them with
+another key is a 403.
+
+Besides the model methods and the OpenAI-compatible endpoints, the fake speaks Google's
+Files API and cachedContents API:
+- `POST /upload/{v}/files`: resumable uploads (start with a key, then the session URL the
+  fake hands out, `{base_url}/upload/{v}/files?upload_id=...&upload_protocol=resumable`,
+  takes upload / finalize / query / cancel with no key) and multipart uploads
+  (`uploadType=multipart`). Upload bytes are streamed, never held whole (see `uploads.py`);
+  `uploads` tracks every session and its received byte count.
+- `GET /{v}/files`, `GET|DELETE /{v}/files/{id}` (see `files.py`).
+- `POST|GET /{v}/cachedContents`, `GET|PATCH|DELETE /{v}/cachedContents/{id}` (see `caches.py`).
 """
 
 import itertools
@@ -20,6 +31,7 @@ from tests.fake_gemini.log import RecordedRequest, RequestLog
 from tests.fake_gemini.payloads import DEFAULT_MODELS, model_resource
 from tests.fake_gemini.resources import ResourceStore
 from tests.fake_gemini.script import Action, Entry, Gate, Hang, Reply, Script
+from tests.fake_gemini.uploads import Upload, Uploads
 
 STOP_JOIN_SECONDS = 5.0
 
@@ -85,8 +97,10 @@ class FakeGemini:
     :param gzip: gzip bodies for clients that send `Accept-Encoding: gzip`, as upstream does.
 
     Observe it through `calls` / `requests_for` / `wait_for_calls` (the request log),
-    `disconnects` / `disconnected` (clients that left mid-answer), `open_connections`, and
-    `server_errors` (tracebacks of the fake's own crashes, answered with 500 INTERNAL).
+    `disconnects` / `disconnected` (clients that left mid-answer), `open_connections`,
+    `server_errors` (tracebacks of the fake's own crashes, answered with 500 INTERNAL),
+    `resources` / `files_of` / `cached_contents_of` (each key's files and caches) and
+    `uploads` / `upload` (resumable upload sessions and the bytes each received).
     """
 
     def __init__(self, keys: Iterable[str] = (), *, accept_any_aiza: bool = True,
@@ -101,6 +115,7 @@ class FakeGemini:
         self.gzip = gzip
         self.catalog = _catalog(models)
         self.resources = ResourceStore()
+        self.uploads = Uploads()
         self.disconnected = threading.Event()
         self.server_errors: list[str] = []
         self._disconnects = 0
@@ -197,6 +212,22 @@ class FakeGemini:
         """A cached content for `model` owned by `key`'s project; returns its name."""
         return self.resources.add_cached_content(key, model, name, **fields)
 
+    def files_of(self, key: str) -> list[dict]:
+        """The live File resources `key`'s project owns, oldest first."""
+        return self.resources.owned_by(key, "files")
+
+    def cached_contents_of(self, key: str) -> list[dict]:
+        """The live CachedContent resources `key`'s project owns, oldest first."""
+        return self.resources.owned_by(key, "cachedContents")
+
+    def upload(self, upload_id: str | None = None) -> Upload | None:
+        """The resumable upload with this id (any state), or the latest one when no id is given.
+
+        `upload(...).received` is the byte count it has received so far; `state`, `key`,
+        `declared_size`, `chunks` and `file_name` tell the rest.
+        """
+        return self.uploads.get(upload_id) if upload_id else self.uploads.latest()
+
     def add_model(self, name: str, display: str | None = None, thinking: bool = False) -> None:
         """Serve one more model (a bare id such as "gemini-3-pro")."""
         self.catalog[name] = model_resource(name, display or name, thinking)
@@ -210,7 +241,10 @@ class FakeGemini:
         `key`, `model` (bare or `models/`-prefixed) and `endpoint` narrow which calls match;
         None matches anything. Endpoints: generateContent, streamGenerateContent, countTokens,
         embedContent, batchEmbedContents, listModels, getModel, openai.chat,
-        openai.embeddings, openai.listModels, openai.getModel. A `Reply` only applies to
+        openai.embeddings, openai.listModels, openai.getModel, files.upload.start,
+        files.upload.chunk, files.upload.query, files.upload.cancel, files.upload.multipart,
+        files.list, files.get, files.delete, cachedContents.create, cachedContents.list,
+        cachedContents.get, cachedContents.patch, cachedContents.delete. A `Reply` only applies to
         generating endpoints; a `Fault`, `Redirect`, `Hang` or `Reset` to any.
         """
         gate = action.gate if isinstance(action, Reply) else None
@@ -251,7 +285,7 @@ class FakeGemini:
     def reset(self) -> None:
         """Forget the log, the script, server errors and disconnects; release held calls.
 
-        Keys and resources (files, cached contents) stay, as a project's state would.
+        Keys, resources (files, cached contents) and uploads stay, as a project's state would.
         """
         self.release_all()
         self._script.clear()

@@ -74,9 +74,10 @@ class Wire:
         self.chunk(data)
         self.end()
 
-    def json(self, status: int, payload: object, pretty: bool = True) -> None:
+    def json(self, status: int, payload: object, pretty: bool = True,
+             extra: tuple[tuple[str, str], ...] = ()) -> None:
         """A JSON response, pretty-printed as upstream formats unary answers unless `pretty` is off."""
-        self.body(status, _dumps(payload, indent=2 if pretty else None), CONTENT_TYPES["array"])
+        self.body(status, _dumps(payload, indent=2 if pretty else None), CONTENT_TYPES["array"], extra=extra)
 
     def abort(self) -> None:
         """Close mid-body (FIN, no terminating chunk): the client sees a truncated stream."""

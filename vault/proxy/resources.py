@@ -10,6 +10,7 @@ URL without ever being held whole. Only the fields the Vault understands are sen
 
 import json
 import re
+from dataclasses import replace
 
 import requests
 from flask import Response, current_app, request
@@ -17,7 +18,14 @@ from flask import Response, current_app, request
 from vault.access import Caller
 from vault.billing.meter import Meter
 from vault.clock import utcnow
-from vault.errors import BadRequest, LengthRequired, PayloadTooLarge, StorageQuotaExceeded, UpstreamFailed
+from vault.errors import (
+    BadRequest,
+    LengthRequired,
+    PayloadTooLarge,
+    StorageQuotaExceeded,
+    UpstreamFailed,
+    VaultError,
+)
 from vault.extensions import db
 from vault.inbound import body_pieces, encode_json, parse_json, read_body, require_json_type
 from vault.models.stored_resource import CACHE, FILE
@@ -149,12 +157,15 @@ def create_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, 
 def patch_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
                 _size: int) -> Response:
     """PATCH a cache's expiry (`updateMask=ttl` or `expireTime`); time past what is paid for is charged."""
-    if "updateMask" not in dict(call.query):
-        raise BadRequest("'updateMask' is required: 'ttl' or 'expireTime'.")
     fields = allowed_fields(payload, EXPIRY_FIELDS, "a cached content update")
-    if not fields:
-        raise BadRequest("Send the new 'ttl' (e.g. '600s') or 'expireTime'.")
+    if len(fields) != 1:
+        raise BadRequest("Send the new 'ttl' (e.g. '600s') or 'expireTime', one of them.")
     ttl_seconds(fields)
+    mask = dict(call.query).get("updateMask")
+    field = next(iter(fields))
+    if mask is not None and mask.replace("expire_time", "expireTime") != field:
+        raise BadRequest(f"'updateMask' names '{mask}' but the body sets '{field}'.")
+    call = replace(call, query=[("updateMask", field)])  # the SDK sends none: say what changes
     row = registry.find(db.session, caller.user_id, call.resource, utcnow())
     answer = pinned(vault, row, resource_request(call, "PATCH", encode_json(fields, False)))
     if answer.status != 200:
@@ -231,15 +242,26 @@ def start_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, 
 
 
 def upload_chunk(call: Call, vault: VaultRuntime) -> Response:
-    """POST to a Vault upload URL: no API key, the token is the credential; relayed without buffering."""
+    """POST to a Vault upload URL: no API key, the token is the credential; relayed without buffering.
+
+    Every refusal says `X-Goog-Upload-Status: final`, so the SDK stops and raises instead of retrying.
+    """
+    try:
+        return relay_upload_request(call, vault)
+    except VaultError as exc:
+        exc.headers.setdefault("X-Goog-Upload-Status", "final")
+        raise
+
+
+def relay_upload_request(call: Call, vault: VaultRuntime) -> Response:
+    """Check the command and the token, lease the upload, relay; on failure, reconcile and settle."""
     token = dict(call.query).get("upload_id", "")
     commands = {part.strip().lower() for part in request.headers.get("X-Goog-Upload-Command", "").split(",")}
     commands.discard("")
     if not commands or not commands <= {"upload", "finalize", "query", "cancel"}:
         raise BadRequest("'X-Goog-Upload-Command' must be 'upload', 'upload, finalize', 'finalize', 'query' "
                          "or 'cancel'.")
-    now = utcnow()
-    row = uploads.claim(db.session, token, now)
+    row = uploads.claim(db.session, token, utcnow())
     meter = Meter(vault.books, vault.prices, vault.hold_policy, row.user_id, row.api_key_id, UPLOAD_CHUNK.name,
                   client_request_id=None)
     try:
@@ -249,9 +271,9 @@ def upload_chunk(call: Call, vault: VaultRuntime) -> Response:
         # A chunk cut short may have reached Google in part: ask it where the upload stands.
         url = vault.secret_box.decrypt(row.upstream_url_encrypted)
         uploads.release(db.session, row.id, query_received(vault, url) if "upload" in commands else None, None)
-        status = getattr(exc, "status", 500)
+        status = exc.status if isinstance(exc, VaultError) else 500
         meter.finish(status, upstream_key_id=row.upstream_key_id, ending="refused" if status < 500 else "failed",
-                     error=getattr(exc, "message", "internal error"))
+                     error=exc.message if isinstance(exc, VaultError) else "internal error")
         raise
 
 
@@ -275,9 +297,6 @@ def relay_chunk(vault: VaultRuntime, row, commands: set[str], meter: Meter) -> R
         answer_body = read_limited(response)
         response.close()
     except requests.RequestException:
-        received = query_received(vault, url)
-        uploads.release(db.session, row.id, received, None)
-        meter.finish(502, upstream_key_id=row.upstream_key_id, ending="failed", error="upstream unreachable")
         raise UpstreamFailed("The upstream did not take this chunk; ask with 'X-Goog-Upload-Command: query' "
                              "how much it holds, then resume.") from None
     status = header(response.headers, "X-Goog-Upload-Status") or ""
@@ -286,11 +305,14 @@ def relay_chunk(vault: VaultRuntime, row, commands: set[str], meter: Meter) -> R
         size = header(response.headers, "X-Goog-Upload-Size-Received") or ""
         received = int(size) if size.isdigit() else None
     if response.status_code != 200:
-        uploads.release(db.session, row.id, query_received(vault, url), None)
+        dead = status == "final" or response.status_code == 404
+        uploads.release(db.session, row.id, None if dead else query_received(vault, url), utcnow() if dead else None)
         meter.finish(response.status_code, upstream_key_id=row.upstream_key_id, ending="refused",
                      error=f"upstream {response.status_code}")
         error = client_error_body(response.status_code, answer_body, "google")
-        return json_response(error, response.status_code if response.status_code < 500 else 502)
+        reply = json_response(error, response.status_code if response.status_code < 500 else 502)
+        reply.headers["X-Goog-Upload-Status"] = status or "final"
+        return reply
     finished = utcnow() if status in ("final", "cancelled") or "cancel" in commands else None
     out = answer_body
     if status == "final":
