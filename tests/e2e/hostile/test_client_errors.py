@@ -1,12 +1,13 @@
 """Classes 4-6 -- errors the client causes upstream: passed through once, in its dialect, blaming no key.
 
-A request naming another project's file or cached content draws Google's 403 from every
-key; a redirect is no answer at all. Neither may fail over, disable, cool or strike a key.
+A request naming a file or cached content the Vault did not make for the caller is a 404 at
+the door (Google would answer 403 from every key); a redirect is no answer at all. Neither may
+fail over, disable, cool or strike a key.
 Where Google does name the key (API_KEY_INVALID), one request may disable at most one key.
 The official SDKs must see these errors as their own exception types, with Google's message.
 """
 
-import json
+import io
 
 import openai
 import pytest
@@ -16,7 +17,6 @@ from google.genai import types
 
 from tests.e2e.hostile.probe import (
     MODEL,
-    assert_clean_upstream_call,
     assert_dialect,
     assert_no_secret_in,
     auth_for,
@@ -91,40 +91,34 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
-def test_a_foreign_file_or_cache_is_one_403_in_dialect_and_blames_no_key(pooled, foreign, case):
-    target, upstream_path, query, dialect, build, resource = case
+def test_a_foreign_file_or_cache_is_a_404_in_dialect_never_sent_and_blames_no_key(pooled, foreign, case):
+    """Resources the Vault did not make for this caller do not exist for it: nothing reaches Google."""
+    target, _upstream_path, _query, dialect, build, resource = case
     before = pool_health(pooled)
     for _ in range(REPEATS):
         pooled.fake.reset()
         answer = send(pooled, "POST", target, auth_for(pooled, dialect), build(foreign[resource]))
-        error = assert_dialect(answer, 403, dialect)
-        assert "permission" in error["message"].lower(), error
+        error = assert_dialect(answer, 404, dialect)
+        assert "not found" in error["message"].lower(), error
         if dialect == "openai":
-            assert error["type"] == "permission_error"
+            assert error["code"] == "not_found"
         else:
-            assert error["status"] == "PERMISSION_DENIED"
-        record = only_call(pooled)  # no failover: the client's own error is passed through once
-        assert_clean_upstream_call(pooled, record, upstream_path, dialect=dialect, query=query)
-        assert record.status == 403
+            assert error["status"] == "NOT_FOUND"
+        assert pooled.fake.calls == []
         assert_no_secret_in(pooled, answer.text())
     assert pool_health(pooled) == before
     assert disabled_ids(pooled) == set()
 
 
-def test_a_file_one_pool_key_owns_serves_there_and_blames_no_other(pooled):
-    owner = pooled.upstream_keys[0]
-    file = pooled.fake.add_file(owner)
+def test_a_file_uploaded_through_the_vault_is_always_served_by_the_key_holding_it(pooled):
+    client = genai.Client(api_key=pooled.vault_key, http_options=types.HttpOptions(base_url=pooled.base_url))
+    uploaded = client.files.upload(file=io.BytesIO(b"hello"), config={"mime_type": "text/plain"})
+    owner = next(call.key for call in pooled.fake.calls if call.path.startswith("/upload/") and call.key)
     before = pool_health(pooled)
-    statuses = []
     for _ in range(2 * len(pooled.upstream_keys) + 1):
         pooled.fake.reset()
-        answer = send(pooled, "POST", GENERATE, auth_for(pooled, "google"), native_with_file(file))
-        record = only_call(pooled)
-        assert answer.status == (200 if record.key == owner else 403)
-        if answer.status == 403:
-            assert_dialect(answer, 403, "google")
-        statuses.append(answer.status)
-    assert set(statuses) == {200, 403}
+        answer = send(pooled, "POST", GENERATE, auth_for(pooled, "google"), native_with_file(uploaded.uri))
+        assert answer.status == 200 and only_call(pooled).key == owner
     assert pool_health(pooled) == before
 
 
@@ -258,23 +252,22 @@ def test_openai_sdk_raises_bad_request_with_googles_message(pooled, openai_clien
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_openai_sdk_raises_permission_denied_for_a_foreign_cache(pooled, openai_client, foreign, stream):
+def test_openai_sdk_raises_not_found_for_a_foreign_cache(pooled, openai_client, foreign, stream):
     before = pool_health(pooled)
     for _ in range(REPEATS):
         pooled.fake.reset()
-        with pytest.raises(openai.PermissionDeniedError) as raised:
+        with pytest.raises(openai.NotFoundError) as raised:
             openai_client.chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=stream,
                 extra_body={"extra_body": {"google": {"cached_content": foreign["cache"]}}})
-        assert "CachedContent" in str(raised.value) and raised.value.status_code == 403
-        assert len(pooled.fake.calls) == 1
-        assert json.loads(pooled.fake.calls[0].raw_body)["extra_body"]["google"]["cached_content"] == foreign["cache"]
+        assert "CachedContent" in str(raised.value) and raised.value.status_code == 404
+        assert pooled.fake.calls == []
         assert_no_secret_in(pooled, str(raised.value))
     assert pool_health(pooled) == before
 
 
 @pytest.mark.parametrize("version", ["v1beta", "v1"])
-def test_genai_sdk_raises_a_403_client_error_for_foreign_resources(pooled, foreign, version):
+def test_genai_sdk_raises_a_404_client_error_for_foreign_resources(pooled, foreign, version):
     client = genai.Client(api_key=pooled.vault_key,
                           http_options=types.HttpOptions(base_url=pooled.base_url, api_version=version))
     before = pool_health(pooled)
@@ -285,12 +278,16 @@ def test_genai_sdk_raises_a_403_client_error_for_foreign_resources(pooled, forei
             file_uri=foreign["file-uri"], mime_type="text/plain"), "Summarise"]),
         lambda: client.models.count_tokens(model=MODEL, contents=[types.Part.from_uri(
             file_uri=foreign["file"], mime_type="text/plain")]),
+        lambda: client.files.get(name=foreign["file"]),
+        lambda: client.files.delete(name=foreign["file"]),
+        lambda: client.caches.get(name=foreign["cache"]),
+        lambda: client.caches.delete(name=foreign["cache"]),
     ]
     for call in calls:
         pooled.fake.reset()
         with pytest.raises(genai_errors.ClientError) as raised:
             call()
-        assert raised.value.code == 403 and raised.value.status == "PERMISSION_DENIED"
-        assert len(pooled.fake.calls) == 1
+        assert raised.value.code == 404 and raised.value.status == "NOT_FOUND"
+        assert pooled.fake.calls == []
         assert_no_secret_in(pooled, str(raised.value))
     assert pool_health(pooled) == before

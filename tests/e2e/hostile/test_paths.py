@@ -114,8 +114,8 @@ NOT_SERVED_CASES = [
     (method, target, dialect)
     for target, dialect in [
         ("/v1beta/tunedModels", "google"), ("/v1beta/tunedModels/my-model:generateContent", "google"),
-        ("/v1/tunedModels/my-model", "google"), ("/v1beta/files", "google"), ("/v1beta/files/abc123", "google"),
-        ("/v1/files", "google"), ("/v1beta/cachedContents", "google"), ("/v1beta/cachedContents/abc", "google"),
+        ("/v1/tunedModels/my-model", "google"), ("/v1beta/files/abc123", "google"),
+        ("/v1beta/cachedContents/abc", "google"), ("/v1beta/files/abc123:download", "google"),
         ("/v1beta/batches", "google"), ("/v1beta/batches/b1:cancel", "google"), ("/v1beta/operations", "google"),
         ("/v1beta/corpora", "google"), ("/v1beta/generatedFiles", "google"), ("/v1beta/fileSearchStores", "google"),
         ("/v1beta/dynamic/x", "google"), ("/upload/v1beta/files", "google"),
@@ -196,6 +196,14 @@ def test_unknown_actions_are_404(stack, case):
 @pytest.mark.parametrize("case", NOT_SERVED_CASES, ids=case_id)
 def test_resources_the_vault_does_not_serve_are_refused(stack, case):
     attempt(stack, *case)
+
+
+@pytest.mark.parametrize("target", ["/v1beta/files", "/v1/files", "/v1beta/cachedContents", "/v1/cachedContents"])
+def test_resource_lists_come_from_the_vaults_records_not_upstream(stack, target):
+    """Google's list would show every user of the project: the Vault answers from its own records."""
+    answer = requests.get(f"{stack.base_url}{target}", headers={"x-goog-api-key": stack.vault_key}, timeout=30)
+    assert answer.status_code == 200 and "files" not in answer.json() and "cachedContents" not in answer.json()
+    assert stack.fake.calls == []
 
 
 @pytest.mark.parametrize("case", OVERLONG_CASES, ids=lambda case: f"{case[0]} {len(case[1])} chars")
