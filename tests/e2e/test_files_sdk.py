@@ -132,3 +132,33 @@ def test_caches_are_owned_pinned_and_their_storage_is_charged(stack):
 def me(stack) -> dict:
     return requests.get(f"{stack.base_url}/auth/users/me", timeout=30,
                         headers={"Authorization": f"Bearer {stack.user_token}"}).json()
+
+
+def multipart(stack, data: bytes, name: str, key: str | None = None) -> requests.Response:
+    """A whole upload in one `multipart/related` body, raw."""
+    boundary = "vault-test-boundary"
+    body = (f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
+            f'{{"file": {{"displayName": "{name}", "mimeType": "text/plain"}}}}\r\n'
+            f"--{boundary}\r\nContent-Type: text/plain\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return requests.post(f"{stack.base_url}/upload/v1beta/files?uploadType=multipart", data=body, timeout=30,
+                         headers={"x-goog-api-key": key or stack.vault_key,
+                                  "Content-Type": f"multipart/related; boundary={boundary}"})
+
+
+def test_multipart_uploads_and_paged_lists_of_ones_own_files(stack):
+    mine, names = second_key(stack, "pages@example.com"), []
+    for index in range(3):
+        answer = multipart(stack, b"part %d" % index, f"doc{index}", mine)
+        assert answer.status_code == 200, answer.text
+        names.append(answer.json()["file"]["name"])
+    assert multipart(stack, b"theirs", "theirs", second_key(stack, "mo@example.com")).status_code == 200
+    headers = {"x-goog-api-key": mine}
+    first = requests.get(f"{stack.base_url}/v1beta/files?pageSize=2", headers=headers, timeout=30).json()
+    assert [f["name"] for f in first["files"]] == names[:2] and first["nextPageToken"]
+    rest = requests.get(f"{stack.base_url}/v1beta/files", params={"pageSize": 2, "pageToken": first["nextPageToken"]},
+                        headers=headers, timeout=30).json()
+    assert [f["name"] for f in rest["files"]] == names[2:] and "nextPageToken" not in rest
+    bad = requests.get(f"{stack.base_url}/v1beta/files", params={"pageToken": "bm90LW91cnM"}, headers=headers,
+                       timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert all(call.endpoint != "files.list" for call in stack.fake.calls)
