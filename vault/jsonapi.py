@@ -34,6 +34,16 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=False)
 
 
+CHANGE_CONFIG = ConfigDict(strict=True, extra="forbid", str_strip_whitespace=False)
+
+
+class ChangeBody(Body):
+    """Base for PATCH and PUT bodies: a field the Vault does not know is refused (400), never
+    silently ignored -- the caller would believe a setting was applied."""
+
+    model_config = CHANGE_CONFIG
+
+
 class NewAccountBody(Body):
     """Registration and admin creation: a valid email and a password of 8+ characters."""
 

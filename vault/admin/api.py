@@ -14,7 +14,7 @@ from vault.admin.views import refresh_pool
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
 from vault.extensions import db
-from vault.jsonapi import Body, api_key_json, read_body, user_json
+from vault.jsonapi import CHANGE_CONFIG, Body, ChangeBody, api_key_json, read_body, user_json
 from vault.models import UpstreamKey, User
 from vault.resources import summary
 from vault.runtime import runtime
@@ -24,7 +24,7 @@ class AddKeysBody(Body):
     keys: Annotated[list[str], Field(min_length=1, max_length=1000)]
 
 
-class PatchApiKeyBody(Body):
+class PatchApiKeyBody(ChangeBody):
     rate_limit_rpm: Annotated[int, Field(ge=0, le=1_000_000)] | None
 
 
@@ -36,12 +36,14 @@ def update_api_key(key_id: int) -> Response:
     return jsonify(api_key_json(key))
 
 
-class PatchKeyBody(Body):
+class PatchKeyBody(ChangeBody):
     state: Literal["active", "disabled"] | None = None
     label: Annotated[str, Field(max_length=100)] | None = None
 
 
 class PatchUserBody(BalanceBody):
+    model_config = CHANGE_CONFIG
+
     is_active: bool | None = None
     is_admin: bool | None = None
 

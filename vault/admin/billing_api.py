@@ -18,7 +18,7 @@ from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat
 from vault.errors import NotFound, ValidationFailed
 from vault.extensions import db
-from vault.jsonapi import Body, api_key_json, parse_body, read_body, user_json
+from vault.jsonapi import Body, ChangeBody, api_key_json, parse_body, read_body, user_json
 from vault.models import BalanceAdjustment, GeminiModel, ModelPrice, User
 from vault.proxy.dialects import normalize_model
 from vault.runtime import runtime
@@ -43,7 +43,7 @@ class BalanceBody(Body):
         return self
 
 
-class PriceBody(Body):
+class PriceBody(ChangeBody):
     input: PricePerMillion
     output: PricePerMillion
     cached_input: PricePerMillion | None = None
