@@ -185,3 +185,18 @@ def test_an_owner_key_out_of_the_pool_gives_a_clear_409(client, proxied_key, poo
     error = response.get_json()["error"]
     assert error["status"] == "FAILED_PRECONDITION" and name in error["message"]
     assert fake_gemini.calls == []
+
+
+def test_a_duplicate_key_cannot_hide_a_reference_from_the_check(client, proxied_key, pooled, fake_gemini):
+    """JSON keeps the last of two equal keys; what Google reads is re-encoded from what was checked."""
+    key, victim = proxied_key("100.00"), proxied_key("100.00")
+    owner_id, secret = next(iter(pooled.items()))
+    theirs = own(fake_gemini, victim.record.user_id, owner_id, secret)
+    mine = own(fake_gemini, key.record.user_id, owner_id, secret)
+    raw = ('{"contents":[{"parts":[{"text":"x"},{"fileData":{"fileUri":"%s","fileUri":"%s"}}]}]}'
+           % (theirs, mine)).encode()
+    response = client.post(GENERATE.format(v="v1beta"), data=raw, content_type="application/json",
+                           headers={"x-goog-api-key": key.plaintext})
+    assert response.status_code == 200
+    [call] = fake_gemini.calls
+    assert theirs.encode() not in call.raw_body and mine.encode() in call.raw_body

@@ -40,6 +40,7 @@ def test_cache_references_are_found_in_every_spelling(body):
     "https://generativelanguage.googleapis.com/v1beta/files/abc?key=AIza", "https://generativelanguage.googleapis.com/v2/files/abc",
     "https://GENERATIVELANGUAGE.googleapis.com/v1beta/files/abc", "http://generativelanguage.googleapis.com/v1beta/files/abc",
     "https://generativelanguage.googleapis.com/v1beta/files/%61bc", "https://generativelanguage.googleapis.com/v1beta/files/../files/abc",
+    "/files/abc", "v1beta/files/abc", "./files/abc", "\ufefffiles/abc", "files%252Fabc", "..\\files\\abc",
 ])
 def test_malformed_file_claims_are_refused(value):
     with pytest.raises(BadRequest):
@@ -56,6 +57,14 @@ def test_malformed_cache_names_are_refused(value):
                                    "https://example.com/files/cat.png", "data:image/png;base64,AAAA"])
 def test_other_uris_are_not_files_api_references(value):
     assert not references({"contents": [{"parts": [{"fileData": {"fileUri": value}}]}], "image_url": {"url": value}})
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": [{"content": [{"type": "image_url", "image_url": "files/abc123"}]}]},
+    {"messages": [{"content": [{"type": "file", "file": {"file_data": "files/abc123"}}]}]},
+])
+def test_bare_string_openai_parts_are_checked_too(body):
+    assert references(body).files == ["files/abc123"]
 
 
 def test_names_are_listed_once_in_order():

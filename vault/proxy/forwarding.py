@@ -18,7 +18,7 @@ past the hold is not relayed, and the stream ends with an in-band error instead 
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -30,7 +30,7 @@ from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, Ss
 from vault.clock import utcnow
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
-from vault.inbound import INLINE_JSON_TOKENS, element_count, parse_json, read_body, require_json_type
+from vault.inbound import INLINE_JSON_TOKENS, element_count, encode_json, parse_json, read_body, require_json_type
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.keys import bearer_caller, presented_vault_key
 from vault.proxy.resources import serve_resource, upload_chunk
@@ -76,6 +76,8 @@ def serve() -> Response:
             if inbound is None:
                 inbound = read_inbound(call)
                 holder = key_holding(caller, inbound)
+                if holder is not None:  # Google reads exactly what was checked (a duplicate key cannot hide one)
+                    inbound = replace(inbound, body=encode_json(inbound.payload, inbound.large))
             upstream = upstream_request(inbound) if call.action.kind == "model" else None
             if upstream is not None:
                 meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)

@@ -12,6 +12,7 @@ Vault understands is refused (400), never passed on.
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from vault.errors import BadRequest
 
@@ -19,9 +20,9 @@ RESOURCE_ID = r"[a-z0-9][a-z0-9-]{0,63}"
 FILE_NAME = re.compile(rf"files/(?P<id>{RESOURCE_ID})")
 CACHE_NAME = re.compile(rf"cachedContents/(?P<id>{RESOURCE_ID})")
 FILE_URI = re.compile(rf"https://generativelanguage\.googleapis\.com/v1(?:alpha|beta)?/files/(?P<id>{RESOURCE_ID})")
-# Anything naming Google's API host, or starting like a `files/` name, claims a file and must parse.
-LOOKS_LIKE_FILE = re.compile(r"generativelanguage|^\s*files\s*(?:/|%2f)", re.IGNORECASE)
-FILE_FIELDS = {"fileuri", "file_uri", "file_id", "fileid", "url", "uri"}
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+FILE_FIELDS = {"fileuri", "file_uri", "file_id", "fileid", "url", "uri", "image_url", "imageurl", "file_data",
+               "filedata"}
 CACHE_FIELDS = {"cachedcontent", "cached_content"}
 
 
@@ -81,9 +82,24 @@ def _file(value: str, found: References) -> None:
     name = file_name(value)
     if name:
         _add(found.files, name)
-    elif LOOKS_LIKE_FILE.search(value) and not value.startswith("data:"):
+    elif claims_a_file(value):
         raise BadRequest("A file reference must be a Files API name ('files/abc') or its URI "
                          "('https://generativelanguage.googleapis.com/v1beta/files/abc').")
+
+
+def claims_a_file(value: str) -> bool:
+    """Whether `value` (not exactly a name or URI) could still be read as a Files API reference.
+
+    Anything naming Google's API host, and anything without a URL scheme that mentions
+    `files/` (a relative path, a name behind a BOM or an encoding) is such a claim; an
+    external URL that merely has `/files/` in its path, or a data URL, is not.
+    """
+    if value.startswith("data:"):
+        return False
+    decoded = unquote(unquote(value)).lower()
+    if "generativelanguage" in decoded:
+        return True
+    return "files/" in decoded.replace("\\", "/") and not SCHEME.match(value)
 
 
 def _add(names: list[str], name: str) -> None:

@@ -8,6 +8,7 @@ that holds them; resources of two keys cannot be used together.
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -19,6 +20,8 @@ from vault.models.stored_resource import CACHE, FILE
 from vault.resources.references import References
 
 KINDS = {"files": FILE, "cachedContents": CACHE}
+COUNT = re.compile(r"[0-9]{1,15}")  # ASCII digits only (`str.isdigit` takes '²'), and within a BIGINT
+LAST_YEAR = 3000  # a later time is no expiry Google meant; refusing it keeps every datetime in range
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 10
 
@@ -87,11 +90,20 @@ def unavailable_message(name: str) -> str:
 
 def record(session: Session, kind: str, resource: dict, user_id: int, api_key_id: int | None,
            upstream_key_id: int, now: datetime) -> StoredResource:
-    """Remember a resource the upstream just made for this user (not committed)."""
-    row = StoredResource(kind=kind, name=str(resource["name"])[:160], user_id=user_id, api_key_id=api_key_id,
-                         upstream_key_id=upstream_key_id, created_at=now)
+    """Remember a resource the upstream just made for this user (not committed).
+
+    Google names resources per project; should it hand out a name again (the old one
+    deleted), the old record is taken over rather than colliding with it.
+    """
+    name = str(resource["name"])[:160]
+    row = session.scalar(select(StoredResource).where(StoredResource.upstream_key_id == upstream_key_id,
+                                                      StoredResource.name == name))
+    if row is None:
+        row = StoredResource(kind=kind, name=name, upstream_key_id=upstream_key_id)
+        session.add(row)
+    row.user_id, row.api_key_id, row.created_at, row.deleted_at = user_id, api_key_id, now, None
+    row.token_count, row.size_bytes, row.expires_at, row.storage_charged_until = 0, 0, None, None
     refresh(row, resource)
-    session.add(row)
     return row
 
 
@@ -102,11 +114,11 @@ def refresh(row: StoredResource, resource: dict) -> None:
     row.display_name = str(resource.get("displayName") or row.display_name or "")[:512]
     row.model = str(resource.get("model") or row.model or "")[:128]
     size = resource.get("sizeBytes")
-    if isinstance(size, (int, str)) and str(size).isdigit():
+    if isinstance(size, (int, str)) and COUNT.fullmatch(str(size)):
         row.size_bytes = int(size)
     usage = resource.get("usageMetadata")
     tokens = usage.get("totalTokenCount") if isinstance(usage, dict) else None
-    if isinstance(tokens, int) and tokens >= 0:
+    if isinstance(tokens, int) and 0 <= tokens < 10**15:
         row.token_count = tokens
     expiry = parse_time(resource.get("expirationTime") or resource.get("expireTime"))
     if expiry is not None:
@@ -138,7 +150,7 @@ def read_page_token(token: str) -> int:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix == "after" and value.isdigit():
+        if prefix == "after" and COUNT.fullmatch(value):
             return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
@@ -186,6 +198,7 @@ def parse_time(value: object) -> datetime | None:
         text = f"{head}.{digits[:6]}{tail[len(digits):]}"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.year < LAST_YEAR else None
