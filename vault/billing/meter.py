@@ -119,6 +119,20 @@ class Meter:
             self.lowered_cap = self.output_cap if self.output_cap < plan.allowed_cap else None
         return taken.stamps
 
+    def reserve_charge(self, amount: int) -> None:
+        """Hold `amount` for a call charged a fixed sum once it is done (a cache's storage for the
+        time it is kept), on top of the free admission; `PaymentRequired` if the balance cannot
+        cover it. Never settled (a killed worker), the sweeper charges all of it."""
+        if amount <= 0:
+            return
+        now = utcnow()
+        taken = self._books.holds.take(HoldRequest(
+            self.user_id, self.settlement_id, amount, amount, endpoint=self.endpoint, model=self.model,
+            created_at=now, expires_at=now + timedelta(seconds=self._policy.max_age_seconds), estimate_nano=amount,
+            api_key_id=self.api_key_id, client_request_id=self.client_request_id,
+            overdraft=self._policy.overdraft_nano))
+        self.hold = taken.amount
+
     def release(self) -> None:
         """Give the hold back untouched and settle nothing: the call was never forwarded (it is
         taken again after the caller's caches are refreshed)."""
