@@ -10,7 +10,8 @@ URL without ever being held whole. Only the fields the Vault understands are sen
 
 import json
 import re
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import requests
 from flask import Response, current_app, request
@@ -50,6 +51,9 @@ CACHE_FIELDS = {"model": "model", "contents": "contents", "systemInstruction": "
                 "displayName": "displayName", "display_name": "displayName"}
 EXPIRY_FIELDS = {"ttl": "ttl", "expireTime": "expireTime", "expire_time": "expireTime"}
 DEFAULT_CACHE_TTL = 3600.0
+BYTE_COUNT = re.compile(r"[0-9]{1,15}")
+UPLOAD_COMMANDS = ({"upload"}, {"upload", "finalize"}, {"finalize"}, {"query"}, {"cancel"})
+COMMAND_ORDER = ("upload", "finalize", "query", "cancel")
 UPLOAD_HEADERS = ("X-Goog-Upload-Status", "X-Goog-Upload-Size-Received", "X-Goog-Upload-Chunk-Granularity")
 JSON_TYPE = "application/json; charset=UTF-8"
 
@@ -69,12 +73,12 @@ def list_resources(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter
     query = dict(call.query)
     size = int(query["pageSize"]) if "pageSize" in query else None
     rows, token = registry.page(db.session, caller.user_id, kind, size, query.get("pageToken"), utcnow())
-    db.session.rollback()
     body: dict = {}
     if rows:
         body[call.action.kind] = [row.resource for row in rows]
     if token:
         body["nextPageToken"] = token
+    db.session.rollback()
     meter.finish(200)
     return json_response(body)
 
@@ -211,33 +215,54 @@ def start_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, 
     mime_type = request.headers.get("X-Goog-Upload-Header-Content-Type", "")
     if mime_type and not MIME_TYPE.fullmatch(mime_type):
         raise BadRequest("'X-Goog-Upload-Header-Content-Type' must be a MIME type such as 'application/pdf'.")
-    check_space(caller.user_id, declared)
-    metadata = upload_metadata()
+    check_size(declared)
+    upstream = start_request(call, declared, mime_type, upload_metadata())
+    started = reserve_space(caller, declared, mime_type)
+    try:
+        answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+        upstream_url = started_url(vault, answer)
+    except Exception:
+        db.session.rollback()
+        uploads.finish(db.session, started.session_id, utcnow())
+        raise
+    if upstream_url is None:
+        uploads.finish(db.session, started.session_id, utcnow())
+        return upstream_error(call, meter, answer)
+    uploads.attach(db.session, started.session_id, answer.key.id, vault.secret_box.encrypt(upstream_url))
+    meter.finish(200, upstream_key_id=answer.key.id)
+    return start_answer(call, started, answer)
+
+
+def start_request(call: Call, declared: int, mime_type: str, metadata: dict) -> UpstreamRequest:
+    """The start as Google gets it: the upload headers the Vault checked and the metadata it kept."""
     headers = identification_headers(tuple(request.headers.items())) | {
         "Content-Type": "application/json", "X-Goog-Upload-Protocol": "resumable",
         "X-Goog-Upload-Command": "start", "X-Goog-Upload-Header-Content-Length": str(declared)}
     if mime_type:
         headers["X-Goog-Upload-Header-Content-Type"] = mime_type
-    upstream = UpstreamRequest("POST", call.upstream_path, [], headers, encode_json(metadata, False), False, "",
-                               False, "google", {"empty_ok": True})
-    answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+    return UpstreamRequest("POST", call.upstream_path, [], headers, encode_json(metadata, False), False, "",
+                           False, "google", {"empty_ok": True})
+
+
+def started_url(vault: VaultRuntime, answer: Answer) -> str | None:
+    """Google's upload URL from a start's answer; None if the start was refused (a client error)."""
     if answer.status != 200:
-        return upstream_error(call, meter, answer)
+        return None
     upstream_url = header(answer.headers, "X-Goog-Upload-URL")
     if not upstream_url or not vault.upstream.upstream_url(upstream_url):
         raise UpstreamFailed("The upstream did not answer the upload's start with an upload URL.")
-    started = uploads.open_session(
-        db.session, user_id=caller.user_id, api_key_id=caller.api_key_id, upstream_key_id=answer.key.id,
-        upstream_url_encrypted=vault.secret_box.encrypt(upstream_url), declared_bytes=declared,
-        mime_type=mime_type, now=utcnow(), lifetime_seconds=current_app.config["VAULT_UPLOAD_SESSION_SECONDS"])
-    meter.finish(200, upstream_key_id=answer.key.id)
+    return upstream_url
+
+
+def start_answer(call: Call, started: uploads.StartedUpload, answer: Answer) -> Response:
+    """The client's start answer: the Vault's upload URL in place of Google's, and nothing else of Google's."""
     response = Response(b"", status=200)
     response.headers["X-Goog-Upload-Status"] = "active"
     response.headers["X-Goog-Upload-URL"] = (f"{public_base()}/upload/{call.version}/files"
                                              f"?upload_id={started.token}&upload_protocol=resumable")
-    granularity = header(answer.headers, "X-Goog-Upload-Chunk-Granularity")
-    if granularity and granularity.isdigit():
-        response.headers["X-Goog-Upload-Chunk-Granularity"] = granularity
+    granularity = byte_count(header(answer.headers, "X-Goog-Upload-Chunk-Granularity"))
+    if granularity:
+        response.headers["X-Goog-Upload-Chunk-Granularity"] = str(granularity)
     return response
 
 
@@ -254,56 +279,78 @@ def upload_chunk(call: Call, vault: VaultRuntime) -> Response:
 
 
 def relay_upload_request(call: Call, vault: VaultRuntime) -> Response:
-    """Check the command and the token, lease the upload, relay; on failure, reconcile and settle."""
-    token = dict(call.query).get("upload_id", "")
-    commands = {part.strip().lower() for part in request.headers.get("X-Goog-Upload-Command", "").split(",")}
-    commands.discard("")
-    if not commands or not commands <= {"upload", "finalize", "query", "cancel"}:
-        raise BadRequest("'X-Goog-Upload-Command' must be 'upload', 'upload, finalize', 'finalize', 'query' "
-                         "or 'cancel'.")
-    row = uploads.claim(db.session, token, utcnow())
+    """Check the command and the token, lease the upload, check the chunk, relay; on failure, settle.
+
+    A chunk refused before its first byte went out leaves Google's upload as it was; one that
+    failed on the way is reconciled with Google, which may hold part of it.
+    """
+    commands = upload_commands(request.headers.get("X-Goog-Upload-Command", ""))
+    row = uploads.claim(db.session, dict(call.query).get("upload_id", ""), utcnow())
     meter = Meter(vault.books, vault.prices, vault.hold_policy, row.user_id, row.api_key_id, UPLOAD_CHUNK.name,
                   client_request_id=None)
+    relaying = False
     try:
-        return relay_chunk(vault, row, commands, meter)
+        outgoing = chunk_request(row, commands)
+        relaying = True
+        return relay_chunk(vault, row, commands, outgoing, meter)
     except Exception as exc:
         db.session.rollback()
-        # A chunk cut short may have reached Google in part: ask it where the upload stands.
-        url = vault.secret_box.decrypt(row.upstream_url_encrypted)
-        uploads.release(db.session, row.id, query_received(vault, url) if "upload" in commands else None, None)
+        held = None
+        if relaying and "upload" in commands:
+            held = query_received(vault, vault.secret_box.decrypt(row.upstream_url_encrypted))
+        uploads.release(db.session, row.id, held, None)
         status = exc.status if isinstance(exc, VaultError) else 500
         meter.finish(status, upstream_key_id=row.upstream_key_id, ending="refused" if status < 500 else "failed",
                      error=exc.message if isinstance(exc, VaultError) else "internal error")
         raise
 
 
-def relay_chunk(vault: VaultRuntime, row, commands: set[str], meter: Meter) -> Response:
+def upload_commands(raw: str) -> set[str]:
+    """The commands of a request on an upload URL: one of the combinations Google takes, or `BadRequest`."""
+    commands = {part.strip().lower() for part in raw.split(",")} - {""}
+    if commands not in UPLOAD_COMMANDS:
+        raise BadRequest("'X-Goog-Upload-Command' must be 'upload', 'upload, finalize', 'finalize', 'query' "
+                         "or 'cancel'.")
+    return commands
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a request on an upload URL sends to Google's: its headers and, for a chunk, its bytes as they arrive."""
+
+    headers: dict[str, str]
+    body: Iterator[bytes] | None = None
+    length: int = 0
+
+
+def chunk_request(row, commands: set[str]) -> Outgoing:
+    """The upstream request for `commands`, checked (`BadRequest`, `LengthRequired`) before a byte goes out."""
+    headers = {"X-Goog-Upload-Command": ", ".join(c for c in COMMAND_ORDER if c in commands)}
+    if "upload" not in commands:
+        if request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            raise BadRequest("Only an 'upload' command carries bytes.")
+        return Outgoing(headers)
+    length = content_length()
+    offset = declared_size(request.headers.get("X-Goog-Upload-Offset"), "X-Goog-Upload-Offset")
+    uploads.check_chunk(row, offset, length, current_app.config["VAULT_MAX_UPLOAD_BYTES"])
+    headers |= {"X-Goog-Upload-Offset": str(offset), "Content-Length": str(length)}
+    return Outgoing(headers, body_pieces(request, length, current_app.config["VAULT_BODY_TIMEOUT_SECONDS"]), length)
+
+
+def relay_chunk(vault: VaultRuntime, row, commands: set[str], outgoing: Outgoing, meter: Meter) -> Response:
     """Send one chunk (or a query / cancel) to Google's upload URL and answer as Google does."""
     url = vault.secret_box.decrypt(row.upstream_url_encrypted)
-    headers = {"X-Goog-Upload-Command": ", ".join(c for c in ("upload", "finalize", "query", "cancel")
-                                                   if c in commands)}
-    body = None
-    length = 0
-    if "upload" in commands:
-        length = content_length()
-        offset = declared_size(request.headers.get("X-Goog-Upload-Offset"), "X-Goog-Upload-Offset")
-        uploads.check_chunk(row, offset, length, current_app.config["VAULT_MAX_UPLOAD_BYTES"])
-        headers |= {"X-Goog-Upload-Offset": str(offset), "Content-Length": str(length)}
-        body = body_pieces(request, length, current_app.config["VAULT_BODY_TIMEOUT_SECONDS"])
-    elif request.content_length:
-        raise BadRequest("Only an 'upload' command carries bytes.")
     try:
-        response = vault.upstream.send_upload(url, headers, body)
+        response = vault.upstream.send_upload(url, outgoing.headers, outgoing.body)
         answer_body = read_limited(response)
         response.close()
     except requests.RequestException:
         raise UpstreamFailed("The upstream did not take this chunk; ask with 'X-Goog-Upload-Command: query' "
                              "how much it holds, then resume.") from None
     status = header(response.headers, "X-Goog-Upload-Status") or ""
-    received = row.received_bytes + length if response.status_code == 200 and "upload" in commands else None
+    received = row.received_bytes + outgoing.length if response.status_code == 200 and "upload" in commands else None
     if response.status_code == 200 and "query" in commands:
-        size = header(response.headers, "X-Goog-Upload-Size-Received") or ""
-        received = int(size) if size.isdigit() else None
+        received = byte_count(header(response.headers, "X-Goog-Upload-Size-Received"))
     if response.status_code != 200:
         dead = status == "final" or response.status_code == 404
         uploads.release(db.session, row.id, None if dead else query_received(vault, url), utcnow() if dead else None)
@@ -339,21 +386,32 @@ def record_upload(row, answer_body: bytes) -> bytes:
 
 
 def multipart_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter) -> Response:
-    """POST /upload/{v}/files?uploadType=multipart: metadata and bytes in one body, streamed to one key."""
-    content_type = request.headers.get("Content-Type", "")
-    if not MULTIPART.fullmatch(content_type.strip()):
+    """POST /upload/{v}/files?uploadType=multipart: metadata and bytes in one body, streamed to one key.
+
+    The body's size holds the caller's space while it streams, as a resumable upload's declared size does.
+    """
+    content_type = request.headers.get("Content-Type", "").strip()
+    if not MULTIPART.fullmatch(content_type):
         raise BadRequest("A multipart upload's Content-Type must be 'multipart/related; boundary=…'.")
     length = content_length()
-    if length > current_app.config["VAULT_MAX_UPLOAD_BYTES"]:
-        raise PayloadTooLarge(f"Files larger than {current_app.config['VAULT_MAX_UPLOAD_BYTES']} bytes "
-                              "cannot be uploaded.")
-    check_space(caller.user_id, length)
+    check_size(length)
+    held = reserve_space(caller, length)
+    try:
+        return send_multipart(call, vault, caller, meter, content_type, length)
+    finally:
+        db.session.rollback()
+        uploads.finish(db.session, held.session_id, utcnow())  # the file, if one was made, counts from now on
+
+
+def send_multipart(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, content_type: str,
+                   length: int) -> Response:
+    """Stream a multipart body to one key (it can be sent once: no failover) and record the file it made."""
     headers = identification_headers(tuple(request.headers.items())) | {
-        "Content-Type": content_type.strip(), "Content-Length": str(length)}
+        "Content-Type": content_type, "Content-Length": str(length)}
     body = body_pieces(request, length, current_app.config["VAULT_BODY_TIMEOUT_SECONDS"])
     upstream = UpstreamRequest("POST", call.upstream_path, [("uploadType", "multipart")], headers, body, False, "",
                                False, "google")
-    try:  # the body can be sent once: one key, no failover
+    try:
         key = vault.health.pick("", set())
     except NoUsableKey as exc:
         raise give_up([], exc) from None
@@ -373,17 +431,30 @@ def multipart_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Met
     return json_response({"file": resource})
 
 
-def check_space(user_id: int, size: int) -> None:
-    """413 if `size` bytes exceed the upload limit or the user's storage quota."""
+def check_size(size: int) -> None:
+    """413 if `size` bytes exceed the upload limit."""
     limit = current_app.config["VAULT_MAX_UPLOAD_BYTES"]
     if size > limit:
         raise PayloadTooLarge(f"Files larger than {limit} bytes cannot be uploaded.")
+
+
+def reserve_space(caller: Caller, size: int, mime_type: str = "") -> uploads.StartedUpload:
+    """Open an upload holding `size` bytes of the caller's storage quota; 413 (nothing held) past the quota.
+
+    The upload is recorded before the quota is summed: two uploads started at once each count
+    the other, so together they can never pass it (at worst both are refused).
+    """
+    started = uploads.open_session(db.session, user_id=caller.user_id, api_key_id=caller.api_key_id,
+                                   declared_bytes=size, mime_type=mime_type, now=utcnow(),
+                                   lifetime_seconds=current_app.config["VAULT_UPLOAD_SESSION_SECONDS"])
     quota = current_app.config["VAULT_USER_STORAGE_BYTES"]
-    used = registry.storage_used(db.session, user_id, utcnow())
+    used = registry.storage_used(db.session, caller.user_id, utcnow())
     db.session.rollback()
-    if used + size > quota:
-        raise StorageQuotaExceeded(f"This upload would take your files to {used + size} bytes; your storage "
+    if used > quota:
+        uploads.finish(db.session, started.session_id, utcnow())
+        raise StorageQuotaExceeded(f"This upload would take your files to {used} bytes; your storage "
                                    f"quota is {quota} bytes. Delete files you no longer need.")
+    return started
 
 
 def upload_metadata() -> dict:
@@ -423,8 +494,7 @@ def query_received(vault: VaultRuntime, url: str) -> int | None:
         response.close()
     except requests.RequestException:
         return None
-    size = header(response.headers, "X-Goog-Upload-Size-Received") or ""
-    return int(size) if response.status_code == 200 and size.isdigit() else None
+    return byte_count(header(response.headers, "X-Goog-Upload-Size-Received")) if response.status_code == 200 else None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -462,9 +532,16 @@ def allowed_fields(payload: dict | None, allowed: dict[str, str], what: str) -> 
 
 def declared_size(value: str | None, name: str = "X-Goog-Upload-Header-Content-Length") -> int:
     """A non-negative byte count from a header; `BadRequest` if missing or not a plain number."""
-    if value is None or not value.strip().isdigit() or len(value.strip()) > 15:
+    size = byte_count(value)
+    if size is None:
         raise BadRequest(f"'{name}' is required and must be a number of bytes.")
-    return int(value.strip())
+    return size
+
+
+def byte_count(value: str | None) -> int | None:
+    """A plain count of bytes (ASCII digits: `str.isdigit` also takes '²', which `int` refuses), or None."""
+    value = (value or "").strip(" \t")
+    return int(value) if BYTE_COUNT.fullmatch(value) else None
 
 
 def content_length() -> int:

@@ -7,6 +7,12 @@ after `VAULT_UPLOAD_SESSION_SECONDS`, dies when the upload is finalized or cance
 refused once its Vault key is revoked or its user deactivated. The upstream's own upload URL
 is kept encrypted and never leaves the Vault.
 
+The session is opened before the start goes upstream, so its declared size counts against
+the user's storage quota at once: two starts racing for the last of a quota both see each
+other. It is bound to the upstream upload when the start answers (`attach`), or ended at once
+if the start fails (`finish`); until then its token opens nothing. A multipart upload holds
+its space the same way while its body streams.
+
 One chunk at a time: a chunk leases the session (`busy_until`) with a conditional update,
 so two requests racing on one upload cannot both relay.
 """
@@ -38,17 +44,29 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def open_session(session: Session, *, user_id: int, api_key_id: int, upstream_key_id: int, upstream_url_encrypted: str,
-                 declared_bytes: int, mime_type: str, now: datetime, lifetime_seconds: float) -> StartedUpload:
-    """Record a new upload (committed) and return its client token."""
+def open_session(session: Session, *, user_id: int, api_key_id: int, declared_bytes: int, mime_type: str,
+                 now: datetime, lifetime_seconds: float) -> StartedUpload:
+    """Record a new upload, not yet bound to an upstream one (committed), and return its client token."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     row = UploadSession(token_hash=token_hash(token), user_id=user_id, api_key_id=api_key_id,
-                        upstream_key_id=upstream_key_id, upstream_url_encrypted=upstream_url_encrypted,
-                        declared_bytes=declared_bytes, mime_type=mime_type[:255], created_at=now,
-                        expires_at=now + timedelta(seconds=lifetime_seconds))
+                        upstream_url_encrypted="", declared_bytes=declared_bytes, mime_type=mime_type[:255],
+                        created_at=now, expires_at=now + timedelta(seconds=lifetime_seconds))
     session.add(row)
     session.commit()
     return StartedUpload(token, row.id)
+
+
+def attach(session: Session, row_id: int, upstream_key_id: int, upstream_url_encrypted: str) -> None:
+    """Bind an opened upload to the upstream upload its start made (committed): from now on its token works."""
+    session.execute(update(UploadSession).where(UploadSession.id == row_id)
+                    .values(upstream_key_id=upstream_key_id, upstream_url_encrypted=upstream_url_encrypted))
+    session.commit()
+
+
+def finish(session: Session, row_id: int, now: datetime) -> None:
+    """End an upload that is over (a multipart one) or never started upstream, giving back the space its
+    declared size held (committed); its token opens nothing from now on."""
+    release(session, row_id, None, now)
 
 
 def claim(session: Session, token: str, now: datetime) -> UploadSession:
@@ -59,7 +77,8 @@ def claim(session: Session, token: str, now: datetime) -> UploadSession:
     if not token or len(token) > 128:
         raise NotFound("This upload session does not exist or has ended.")
     row = session.scalar(select(UploadSession).where(UploadSession.token_hash == token_hash(token)))
-    if row is None or row.finished_at is not None or row.expires_at <= now or not caller_still_allowed(session, row):
+    if row is None or row.finished_at is not None or row.expires_at <= now or not row.upstream_url_encrypted \
+            or not caller_still_allowed(session, row):
         session.rollback()
         raise NotFound("This upload session does not exist or has ended.")
     leased = session.execute(
