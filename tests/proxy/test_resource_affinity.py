@@ -193,8 +193,8 @@ def test_a_duplicate_key_cannot_hide_a_reference_from_the_check(client, proxied_
     owner_id, secret = next(iter(pooled.items()))
     theirs = own(fake_gemini, victim.record.user_id, owner_id, secret)
     mine = own(fake_gemini, key.record.user_id, owner_id, secret)
-    raw = ('{"contents":[{"parts":[{"text":"x"},{"fileData":{"fileUri":"%s","fileUri":"%s"}}]}]}'
-           % (theirs, mine)).encode()
+    parts = f'{{"text":"x"}},{{"fileData":{{"fileUri":"{theirs}","fileUri":"{mine}"}}}}'
+    raw = f'{{"contents":[{{"parts":[{parts}]}}]}}'.encode()
     response = client.post(GENERATE.format(v="v1beta"), data=raw, content_type="application/json",
                            headers={"x-goog-api-key": key.plaintext})
     assert response.status_code == 200
