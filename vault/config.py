@@ -159,7 +159,7 @@ SETTINGS: tuple[Setting, ...] = (
             "settlements are written in batches gathered over this many ms; 0 = each at once, in its request"),
     Setting("VAULT_KEY_CACHE_SIZE", int, 10_000, "checked Vault keys each worker keeps in memory"),
     Setting("VAULT_MAX_UPLOAD_BYTES", int, 2 * 1024 ** 3, "largest file uploaded through the Vault (Google's 2 GB)"),
-    Setting("VAULT_USER_STORAGE_BYTES", int, 20 * 1024 ** 3,
+    Setting("VAULT_USER_STORAGE_BYTES", int, 2 * 1024 ** 3,
             "bytes of live files (and uploads under way) each user may hold; 0 = no uploads"),
     Setting("VAULT_UPLOAD_SESSION_SECONDS", float, 3600.0, "a resumable upload must finish within this"),
     Setting("VAULT_CACHE_STORAGE_PRICE", parse_usd, parse_usd("1.00"),

@@ -117,7 +117,7 @@ def test_user_page_without_resources(admin_browser, make_user):
     user = make_user()
     html = admin_browser.get(f"/admin/users/{user.id}").get_data(as_text=True)
     assert "Files and caches" in html and "No files or caches" in html
-    assert "0 B of 20.0 GiB" in html  # the default quota
+    assert "0 B of 2.0 GiB" in html  # the default quota
 
 
 # The admin API

@@ -12,9 +12,11 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import requests
 from flask import Response, current_app, request
+from sqlalchemy import select
 
 from vault.access import Caller
 from vault.billing.meter import Meter
@@ -29,20 +31,23 @@ from vault.errors import (
 )
 from vault.extensions import db
 from vault.inbound import body_pieces, encode_json, parse_json, read_body, require_json_type
+from vault.models import ApiKey
 from vault.models.stored_resource import CACHE, FILE
 from vault.pool.classify import transport_failure
 from vault.pool.rotator import NoUsableKey
 from vault.proxy.routes import UPLOAD_CHUNK, Call, checked_model
 from vault.proxy.translate import client_error_body, identification_headers, without_keys
-from vault.resources import registry, storage, uploads
+from vault.ratelimit import enforce_key_limit
+from vault.resources import multipart, registry, storage, uploads
 from vault.resources.references import references
 from vault.runtime import VaultRuntime
 from vault.upstream.client import UpstreamRequest, read_limited
-from vault.upstream.failover import Answer, forward, forward_pinned, give_up, try_key
+from vault.upstream.failover import Answer, forward, forward_pinned, give_up, pinned_wait, try_key
 
 MIME_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 DURATION = re.compile(r"(?P<seconds>[0-9]{1,10})(?:\.(?P<fraction>[0-9]{1,9}))?s")
-MULTIPART = re.compile(r"multipart/related;\s*boundary=\"?[A-Za-z0-9'()+_,./:=?-]{1,70}\"?", re.IGNORECASE)
+MULTIPART = re.compile(r"multipart/related;\s*boundary=(?P<quote>\"?)(?P<boundary>[A-Za-z0-9'()+_,./:=?-]{1,70})"
+                       r"(?P=quote)", re.IGNORECASE)
 FILE_FIELDS = {"displayName": "displayName", "display_name": "displayName",
                "mimeType": "mimeType", "mime_type": "mimeType"}
 CACHE_FIELDS = {"model": "model", "contents": "contents", "systemInstruction": "systemInstruction",
@@ -56,6 +61,10 @@ UPLOAD_COMMANDS = ({"upload"}, {"upload", "finalize"}, {"finalize"}, {"query"}, 
 COMMAND_ORDER = ("upload", "finalize", "query", "cancel")
 UPLOAD_HEADERS = ("X-Goog-Upload-Status", "X-Goog-Upload-Size-Received", "X-Goog-Upload-Chunk-Granularity")
 JSON_TYPE = "application/json; charset=UTF-8"
+# What a 429 on these calls cools, in place of a Gemini model: only calls of the same kind, on that
+# key -- never generation, and a full project (uploads refused) can still read and delete its files.
+SLOTS = {"files": "files", "cachedContents": "cachedContents", "upload": "files.upload"}
+UPLOAD_SLOT = SLOTS["upload"]
 
 
 def serve_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
@@ -94,12 +103,23 @@ def delete_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Mete
     """DELETE a file or cache the caller owns, upstream and in the Vault's record."""
     row = registry.find(db.session, caller.user_id, call.resource, utcnow())
     answer = pinned(vault, row, resource_request(call, "DELETE"))
-    if answer.status == 200 or answer.status in (403, 404):  # gone either way
+    if answer.status == 200 or gone(answer, row):  # deleted now, or already gone upstream
         registry.mark_deleted(row, utcnow())
         db.session.commit()
         meter.finish(200, upstream_key_id=answer.key.id)
         return json_response({})
     return upstream_error(call, meter, answer)
+
+
+def gone(answer: Answer, row) -> bool:
+    """Whether Google says the resource no longer exists: a 404, or a 403 naming it as missing.
+
+    Any other 403 (a restriction on the key, say) is relayed and the record kept.
+    """
+    if answer.status == 404:
+        return True
+    text = answer.body.decode("utf-8", "replace").lower()
+    return answer.status == 403 and (row.name.partition("/")[2] in text or "not exist" in text or "not found" in text)
 
 
 def settle_answer(call: Call, meter: Meter, row, answer: Answer, storage_nano: int | None = None) -> Response:
@@ -112,7 +132,7 @@ def settle_answer(call: Call, meter: Meter, row, answer: Answer, storage_nano: i
         db.session.commit()
         meter.finish(200, upstream_key_id=answer.key.id, storage_nano=storage_nano)
         return json_response(resource)
-    if answer.status in (403, 404):  # expired or deleted upstream: it no longer exists for anyone
+    if gone(answer, row):  # expired or deleted upstream: it no longer exists for anyone
         registry.mark_deleted(row, utcnow())
         db.session.commit()
         raise registry.not_found(row.name)
@@ -133,7 +153,13 @@ def create_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, 
     if refs.caches:
         raise BadRequest("A cached content cannot name another cached content.")
     ttl_seconds(fields)  # refuse a malformed TTL before anything is sent
-    upstream = resource_request(call, "POST", encode_json(fields, False), model=fields["model"].removeprefix("models/"))
+    upstream = resource_request(call, "POST", encode_json(fields, False))
+    files = registry.owned(db.session, caller.user_id, refs.files, utcnow())
+    worst = storage.worst_tokens(body_size, [row.size_bytes for row in files.values()],
+                                 vault.prices.limits(fields["model"].removeprefix("models/"))[0])
+    db.session.rollback()
+    rate = current_app.config["VAULT_CACHE_STORAGE_PRICE"]
+    meter.reserve_charge(storage.storage_nano(worst, ttl_seconds(fields), rate))
     if refs.files:
         key_id = registry.holding_key(db.session, caller.user_id, refs, utcnow())
         db.session.rollback()
@@ -171,6 +197,10 @@ def patch_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, p
         raise BadRequest(f"'updateMask' names '{mask}' but the body sets '{field}'.")
     call = replace(call, query=[("updateMask", field)])  # the SDK sends none: say what changes
     row = registry.find(db.session, caller.user_id, call.resource, utcnow())
+    now = utcnow()
+    wanted = now + timedelta(seconds=ttl_seconds(fields))
+    meter.reserve_charge(storage.storage_nano(row.token_count, storage.extension_seconds(
+        row.storage_charged_until, wanted, now), current_app.config["VAULT_CACHE_STORAGE_PRICE"]))
     answer = pinned(vault, row, resource_request(call, "PATCH", encode_json(fields, False)))
     if answer.status != 200:
         return settle_answer(call, meter, row, answer)
@@ -240,8 +270,8 @@ def start_request(call: Call, declared: int, mime_type: str, metadata: dict) -> 
         "X-Goog-Upload-Command": "start", "X-Goog-Upload-Header-Content-Length": str(declared)}
     if mime_type:
         headers["X-Goog-Upload-Header-Content-Type"] = mime_type
-    return UpstreamRequest("POST", call.upstream_path, [], headers, encode_json(metadata, False), False, "",
-                           False, "google", {"empty_ok": True})
+    return UpstreamRequest("POST", call.upstream_path, [], headers, encode_json(metadata, False), False,
+                           UPLOAD_SLOT, False, "google", {"empty_ok": True})
 
 
 def started_url(vault: VaultRuntime, answer: Answer) -> str | None:
@@ -290,6 +320,7 @@ def relay_upload_request(call: Call, vault: VaultRuntime) -> Response:
                   client_request_id=None)
     relaying = False
     try:
+        admit_chunk(vault, row)
         outgoing = chunk_request(row, commands)
         relaying = True
         return relay_chunk(vault, row, commands, outgoing, meter)
@@ -303,6 +334,20 @@ def relay_upload_request(call: Call, vault: VaultRuntime) -> Response:
         meter.finish(status, upstream_key_id=row.upstream_key_id, ending="refused" if status < 500 else "failed",
                      error=exc.message if isinstance(exc, VaultError) else "internal error")
         raise
+
+
+def admit_chunk(vault: VaultRuntime, row) -> None:
+    """The Vault key's rate limit counts upload requests too; the key holding the upload must still serve."""
+    limit = db.session.scalar(select(ApiKey.rate_limit_rpm).where(ApiKey.id == row.api_key_id))
+    db.session.rollback()
+    enforce_key_limit(vault.limiter, row.api_key_id, vault.default_rpm if limit is None else limit)
+    unavailable = "The upstream key holding this upload is out of the pool; start the upload again."
+    key_id = registry.usable_key(db.session, row.upstream_key_id, "this upload")
+    db.session.rollback()
+    try:
+        vault.health.pick_key(key_id, UPLOAD_SLOT)
+    except NoUsableKey as exc:
+        raise pinned_wait(exc, unavailable) from None
 
 
 def upload_commands(raw: str) -> set[str]:
@@ -391,32 +436,37 @@ def multipart_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Met
     The body's size holds the caller's space while it streams, as a resumable upload's declared size does.
     """
     content_type = request.headers.get("Content-Type", "").strip()
-    if not MULTIPART.fullmatch(content_type):
+    boundary = MULTIPART.fullmatch(content_type)
+    if not boundary:
         raise BadRequest("A multipart upload's Content-Type must be 'multipart/related; boundary=…'.")
     length = content_length()
     check_size(length)
     held = reserve_space(caller, length)
     try:
-        return send_multipart(call, vault, caller, meter, content_type, length)
+        return send_multipart(call, vault, caller, meter, content_type, boundary["boundary"], length)
     finally:
         db.session.rollback()
         uploads.finish(db.session, held.session_id, utcnow())  # the file, if one was made, counts from now on
 
 
 def send_multipart(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, content_type: str,
-                   length: int) -> Response:
-    """Stream a multipart body to one key (it can be sent once: no failover) and record the file it made."""
+                   boundary: str, length: int) -> Response:
+    """Stream a multipart body to one key (it can be sent once: no failover) and record the file it made.
+
+    Its metadata part is rebuilt from the fields the Vault allows (a caller cannot name the file).
+    """
+    pieces = body_pieces(request, length, current_app.config["VAULT_BODY_TIMEOUT_SECONDS"])
+    body = multipart.rewrite(pieces, length, boundary, clean_metadata)
     headers = identification_headers(tuple(request.headers.items())) | {
-        "Content-Type": content_type, "Content-Length": str(length)}
-    body = body_pieces(request, length, current_app.config["VAULT_BODY_TIMEOUT_SECONDS"])
-    upstream = UpstreamRequest("POST", call.upstream_path, [("uploadType", "multipart")], headers, body, False, "",
-                               False, "google")
+        "Content-Type": content_type, "Content-Length": str(body.length)}
+    upstream = UpstreamRequest("POST", call.upstream_path, [("uploadType", "multipart")], headers, body.pieces,
+                               False, UPLOAD_SLOT, False, "google")
     try:
-        key = vault.health.pick("", set())
+        key = vault.health.pick(UPLOAD_SLOT, set())
     except NoUsableKey as exc:
         raise give_up([], exc) from None
     answer, outcome = try_key(upstream, vault.upstream, key)
-    vault.health.record(key, "", outcome)
+    vault.health.record(key, UPLOAD_SLOT, outcome)
     if answer is None:
         raise give_up([outcome if outcome else transport_failure("upstream failed")])
     if answer.status != 200:
@@ -463,9 +513,14 @@ def upload_metadata() -> dict:
     if not body.strip():
         return {}
     require_json_type(request)
-    payload = parse_json(body)
+    return clean_metadata(parse_json(body))
+
+
+def clean_metadata(payload: object) -> dict:
+    """`{"file": {...}}` metadata (a start's body, a multipart's first part) with only a display name
+    and a MIME type kept; `BadRequest` for anything else it sets."""
     if not isinstance(payload, dict):
-        raise BadRequest("The request body must be a JSON object.")
+        raise BadRequest("The upload's metadata must be a JSON object.")
     unknown = set(payload) - {"file"}
     if unknown:
         raise BadRequest(f"Unknown field '{sorted(unknown)[0][:64]}' in the upload's start.")
@@ -506,13 +561,13 @@ def pinned(vault: VaultRuntime, row, upstream: UpstreamRequest) -> Answer:
     return forward_pinned(upstream, vault.upstream, vault.health, key_id, registry.unavailable_message(row.name))
 
 
-def resource_request(call: Call, method: str, body: bytes = b"", model: str = "") -> UpstreamRequest:
+def resource_request(call: Call, method: str, body: bytes = b"") -> UpstreamRequest:
     """The upstream request for a files / cachedContents call, from the allow-listed parts only."""
     headers = identification_headers(tuple(request.headers.items()))
     if body:
         headers["Content-Type"] = "application/json"
-    return UpstreamRequest(method, call.upstream_path, list(call.query), headers, body, False, model, False,
-                           "google", {"empty_ok": method == "DELETE"})
+    return UpstreamRequest(method, call.upstream_path, list(call.query), headers, body, False,
+                           SLOTS[call.action.kind], False, "google", {"empty_ok": method == "DELETE"})
 
 
 def allowed_fields(payload: dict | None, allowed: dict[str, str], what: str) -> dict:

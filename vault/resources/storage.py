@@ -28,6 +28,11 @@ def extension_seconds(charged_until: datetime | None, expires_at: datetime | Non
     return max((expires_at - start).total_seconds(), 0.0)
 
 
-def estimated_tokens(body_size: int, files: int) -> int:
-    """A cache's size before Google counts it: a token per 4 bytes of request, 258 per file."""
-    return max(body_size // 4, 1) + 258 * files
+def worst_tokens(body_size: int, file_sizes: list[int], limit: int) -> int:
+    """The most tokens a cache can count before Google has counted it, for the hold.
+
+    A token per 2 bytes of the request and of each file it names (text runs 3-4 bytes a token;
+    images, audio, video and PDF pages take far fewer tokens than bytes) plus 258 per file,
+    but never more than the model's input limit, which no cache can exceed.
+    """
+    return min(body_size // 2 + sum(size // 2 + 258 for size in file_sizes), limit)
