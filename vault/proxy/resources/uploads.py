@@ -1,18 +1,9 @@
-"""Files, uploads and cached contents through the Vault: each user's own, pinned to the key that made them.
-
-Listing answers from the Vault's own records (Google's list would show every user of the
-same project). Reading, deleting and patching check ownership first -- anything else is
-"not found" -- and then go out with the upstream key that holds the resource, never another.
-Uploads are relayed piece by piece: the start answer's upload URL is replaced by a Vault URL
-whose token is the credential (`vault.resources.uploads`); chunks are streamed to Google's
-URL without ever being held whole. Only the fields the Vault understands are sent upstream.
-"""
+"""Resumable and multipart uploads relayed to Google piece by piece, behind the Vault's own upload URL."""
 
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass
 
 import requests
 from flask import Response, current_app, request
@@ -21,217 +12,44 @@ from sqlalchemy import select
 from vault.access import Caller
 from vault.billing.meter import Meter
 from vault.clock import utcnow
-from vault.errors import (
-    BadRequest,
-    LengthRequired,
-    PayloadTooLarge,
-    StorageQuotaExceeded,
-    UpstreamFailed,
-    VaultError,
-)
+from vault.errors import BadRequest, PayloadTooLarge, StorageQuotaExceeded, UpstreamFailed, VaultError
 from vault.extensions import db
 from vault.inbound import body_pieces, encode_json, parse_json, read_body, require_json_type
 from vault.models import ApiKey
-from vault.models.stored_resource import CACHE, FILE
+from vault.models.stored_resource import FILE
 from vault.pool.classify import transport_failure
 from vault.pool.rotator import NoUsableKey
-from vault.proxy.routes import UPLOAD_CHUNK, Call, checked_model
-from vault.proxy.translate import client_error_body, identification_headers, without_keys
+from vault.proxy.resources.common import (
+    JSON_TYPE,
+    MIME_TYPE,
+    UPLOAD_SLOT,
+    byte_count,
+    content_length,
+    declared_size,
+    header,
+    json_object,
+    json_response,
+    public_base,
+    upstream_error,
+)
+from vault.proxy.routes import UPLOAD_CHUNK, Call
+from vault.proxy.translate import client_error_body, identification_headers
 from vault.ratelimit import enforce_key_limit
-from vault.resources import multipart, registry, storage, uploads
-from vault.resources.references import references
+from vault.resources import multipart, registry, uploads
 from vault.runtime import VaultRuntime
 from vault.upstream.client import UpstreamRequest, read_limited
-from vault.upstream.failover import Answer, forward, forward_pinned, give_up, pinned_wait, try_key
+from vault.upstream.failover import Answer, forward, give_up, pinned_wait, try_key
 
-MIME_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
-DURATION = re.compile(r"(?P<seconds>[0-9]{1,10})(?:\.(?P<fraction>[0-9]{1,9}))?s")
 MULTIPART = re.compile(r"multipart/related;\s*boundary=(?P<quote>\"?)(?P<boundary>[A-Za-z0-9'()+_,./:=?-]{1,70})"
                        r"(?P=quote)", re.IGNORECASE)
 FILE_FIELDS = {"displayName": "displayName", "display_name": "displayName",
                "mimeType": "mimeType", "mime_type": "mimeType"}
-CACHE_FIELDS = {"model": "model", "contents": "contents", "systemInstruction": "systemInstruction",
-                "system_instruction": "systemInstruction", "tools": "tools", "toolConfig": "toolConfig",
-                "tool_config": "toolConfig", "ttl": "ttl", "expireTime": "expireTime", "expire_time": "expireTime",
-                "displayName": "displayName", "display_name": "displayName"}
-EXPIRY_FIELDS = {"ttl": "ttl", "expireTime": "expireTime", "expire_time": "expireTime"}
-DEFAULT_CACHE_TTL = 3600.0
-BYTE_COUNT = re.compile(r"[0-9]{1,15}")
+
 UPLOAD_COMMANDS = ({"upload"}, {"upload", "finalize"}, {"finalize"}, {"query"}, {"cancel"})
 COMMAND_ORDER = ("upload", "finalize", "query", "cancel")
+
 UPLOAD_HEADERS = ("X-Goog-Upload-Status", "X-Goog-Upload-Size-Received", "X-Goog-Upload-Chunk-Granularity")
-JSON_TYPE = "application/json; charset=UTF-8"
-# What a 429 on these calls cools, in place of a Gemini model: only calls of the same kind, on that
-# key -- never generation, and a full project (uploads refused) can still read and delete its files.
-SLOTS = {"files": "files", "cachedContents": "cachedContents", "upload": "files.upload"}
-UPLOAD_SLOT = SLOTS["upload"]
 
-
-def serve_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
-                   body_size: int) -> Response:
-    """A files, cachedContents or upload-start call of an authenticated caller (metered by `meter`)."""
-    handler = HANDLERS[call.action.name]
-    return handler(call, vault, caller, meter, payload, body_size)
-
-
-# ----------------------------------------------------------------------------- listing and reading
-
-def list_resources(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
-    """GET /{v}/files or /{v}/cachedContents: a page of the caller's own."""
-    kind = FILE if call.action.kind == "files" else CACHE
-    query = dict(call.query)
-    size = int(query["pageSize"]) if "pageSize" in query else None
-    rows, token = registry.page(db.session, caller.user_id, kind, size, query.get("pageToken"), utcnow())
-    body: dict = {}
-    if rows:
-        body[call.action.kind] = [row.resource for row in rows]
-    if token:
-        body["nextPageToken"] = token
-    db.session.rollback()
-    meter.finish(200)
-    return json_response(body)
-
-
-def get_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
-    """GET /{v}/files/{id} or /{v}/cachedContents/{id}: fresh from the key that holds it."""
-    row = registry.find(db.session, caller.user_id, call.resource, utcnow())
-    answer = pinned(vault, row, resource_request(call, "GET"))
-    return settle_answer(call, meter, row, answer)
-
-
-def delete_resource(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
-    """DELETE a file or cache the caller owns, upstream and in the Vault's record."""
-    row = registry.find(db.session, caller.user_id, call.resource, utcnow())
-    answer = pinned(vault, row, resource_request(call, "DELETE"))
-    if answer.status == 200 or gone(answer, row):  # deleted now, or already gone upstream
-        registry.mark_deleted(row, utcnow())
-        db.session.commit()
-        meter.finish(200, upstream_key_id=answer.key.id)
-        return json_response({})
-    return upstream_error(call, meter, answer)
-
-
-def gone(answer: Answer, row) -> bool:
-    """Whether Google says the resource no longer exists: a 404, or a 403 naming it as missing.
-
-    Any other 403 (a restriction on the key, say) is relayed and the record kept.
-    """
-    if answer.status == 404:
-        return True
-    text = answer.body.decode("utf-8", "replace").lower()
-    return answer.status == 403 and (row.name.partition("/")[2] in text or "not exist" in text or "not found" in text)
-
-
-def settle_answer(call: Call, meter: Meter, row, answer: Answer, storage_nano: int | None = None) -> Response:
-    """Relay a pinned answer about `row`, refreshing the record (or retiring it if Google lost it)."""
-    if answer.status == 200:
-        resource = json_object(answer.body)
-        if resource.get("name") != row.name:
-            raise UpstreamFailed("The upstream answered about another resource.")
-        registry.refresh(row, resource)
-        db.session.commit()
-        meter.finish(200, upstream_key_id=answer.key.id, storage_nano=storage_nano)
-        return json_response(resource)
-    if gone(answer, row):  # expired or deleted upstream: it no longer exists for anyone
-        registry.mark_deleted(row, utcnow())
-        db.session.commit()
-        raise registry.not_found(row.name)
-    return upstream_error(call, meter, answer)
-
-
-# ----------------------------------------------------------------------------- cached contents
-
-def create_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
-                 body_size: int) -> Response:
-    """POST /{v}/cachedContents: made with the key holding the files it names (or any key), storage charged."""
-    fields = allowed_fields(payload, CACHE_FIELDS, "a cached content")
-    model = fields.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("'model' is required, e.g. 'models/gemini-2.5-flash'.")
-    fields["model"] = "models/" + checked_model(model.removeprefix("models/"))
-    refs = references(fields)
-    if refs.caches:
-        raise BadRequest("A cached content cannot name another cached content.")
-    ttl_seconds(fields)  # refuse a malformed TTL before anything is sent
-    upstream = resource_request(call, "POST", encode_json(fields, False))
-    files = registry.owned(db.session, caller.user_id, refs.files, utcnow())
-    worst = storage.worst_tokens(body_size, [row.size_bytes for row in files.values()],
-                                 vault.prices.limits(fields["model"].removeprefix("models/"))[0])
-    db.session.rollback()
-    rate = current_app.config["VAULT_CACHE_STORAGE_PRICE"]
-    meter.reserve_charge(storage.storage_nano(worst, ttl_seconds(fields), rate))
-    if refs.files:
-        key_id = registry.holding_key(db.session, caller.user_id, refs, utcnow())
-        db.session.rollback()
-        answer = forward_pinned(upstream, vault.upstream, vault.health, key_id,
-                                registry.unavailable_message(refs.files[0]))
-    else:
-        answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
-    if answer.status != 200:
-        return upstream_error(call, meter, answer)
-    resource = json_object(answer.body)
-    name = resource.get("name")
-    if not isinstance(name, str) or not name.startswith("cachedContents/"):
-        raise UpstreamFailed("The upstream's answer names no cached content.")
-    now = utcnow()
-    row = registry.record(db.session, CACHE, resource, caller.user_id, caller.api_key_id, answer.key.id, now)
-    created = registry.parse_time(resource.get("createTime")) or now  # Google's clock: its TTL, exactly
-    charge = storage.storage_nano(row.token_count, storage.extension_seconds(None, row.expires_at, created),
-                                  current_app.config["VAULT_CACHE_STORAGE_PRICE"])
-    row.storage_charged_until = row.expires_at
-    db.session.commit()
-    meter.finish(200, upstream_key_id=answer.key.id, storage_nano=charge)
-    return json_response(resource)
-
-
-def patch_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, payload: dict | None,
-                _size: int) -> Response:
-    """PATCH a cache's expiry (`updateMask=ttl` or `expireTime`); time past what is paid for is charged."""
-    fields = allowed_fields(payload, EXPIRY_FIELDS, "a cached content update")
-    if len(fields) != 1:
-        raise BadRequest("Send the new 'ttl' (e.g. '600s') or 'expireTime', one of them.")
-    ttl_seconds(fields)
-    mask = dict(call.query).get("updateMask")
-    field = next(iter(fields))
-    if mask is not None and mask.replace("expire_time", "expireTime") != field:
-        raise BadRequest(f"'updateMask' names '{mask}' but the body sets '{field}'.")
-    call = replace(call, query=[("updateMask", field)])  # the SDK sends none: say what changes
-    row = registry.find(db.session, caller.user_id, call.resource, utcnow())
-    now = utcnow()
-    wanted = now + timedelta(seconds=ttl_seconds(fields))
-    meter.reserve_charge(storage.storage_nano(row.token_count, storage.extension_seconds(
-        row.storage_charged_until, wanted, now), current_app.config["VAULT_CACHE_STORAGE_PRICE"]))
-    answer = pinned(vault, row, resource_request(call, "PATCH", encode_json(fields, False)))
-    if answer.status != 200:
-        return settle_answer(call, meter, row, answer)
-    before = row.storage_charged_until
-    resource = json_object(answer.body)
-    registry.refresh(row, resource)
-    now = registry.parse_time(resource.get("updateTime")) or utcnow()
-    charge = storage.storage_nano(row.token_count, storage.extension_seconds(before, row.expires_at, now),
-                                  current_app.config["VAULT_CACHE_STORAGE_PRICE"])
-    if row.expires_at is not None and (before is None or row.expires_at > before):
-        row.storage_charged_until = row.expires_at
-    return settle_answer(call, meter, row, answer, storage_nano=charge)
-
-
-def ttl_seconds(fields: dict) -> float:
-    """The storage time a cache body asks for: `ttl` ("300s"), `expireTime`, or Google's default hour."""
-    if "ttl" in fields:
-        value = fields["ttl"]
-        match = DURATION.fullmatch(value) if isinstance(value, str) else None
-        if not match:
-            raise BadRequest("'ttl' must be a duration in seconds such as '3600s'.")
-        return float(f"{match['seconds']}.{match['fraction'] or 0}")
-    if "expireTime" in fields:
-        moment = registry.parse_time(fields["expireTime"])
-        if moment is None:
-            raise BadRequest("'expireTime' must be an RFC 3339 time such as '2026-01-01T00:00:00Z'.")
-        return max((moment - utcnow()).total_seconds(), 0.0)
-    return DEFAULT_CACHE_TTL
-
-
-# ----------------------------------------------------------------------------- uploads
 
 def start_upload(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, *_ignored) -> Response:
     """POST /upload/{v}/files: a resumable upload's start, or a whole multipart upload."""
@@ -550,100 +368,3 @@ def query_received(vault: VaultRuntime, url: str) -> int | None:
     except requests.RequestException:
         return None
     return byte_count(header(response.headers, "X-Goog-Upload-Size-Received")) if response.status_code == 200 else None
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def pinned(vault: VaultRuntime, row, upstream: UpstreamRequest) -> Answer:
-    """Send `upstream` with the key that holds `row` (checked still in the pool)."""
-    key_id = registry.usable_key(db.session, row.upstream_key_id, row.name)
-    db.session.rollback()
-    return forward_pinned(upstream, vault.upstream, vault.health, key_id, registry.unavailable_message(row.name))
-
-
-def resource_request(call: Call, method: str, body: bytes = b"") -> UpstreamRequest:
-    """The upstream request for a files / cachedContents call, from the allow-listed parts only."""
-    headers = identification_headers(tuple(request.headers.items()))
-    if body:
-        headers["Content-Type"] = "application/json"
-    return UpstreamRequest(method, call.upstream_path, list(call.query), headers, body, False,
-                           SLOTS[call.action.kind], False, "google", {"empty_ok": method == "DELETE"})
-
-
-def allowed_fields(payload: dict | None, allowed: dict[str, str], what: str) -> dict:
-    """`payload` with each field in its canonical spelling; `BadRequest` for a field not understood."""
-    if not isinstance(payload, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    kept: dict = {}
-    for name, value in payload.items():
-        canonical = allowed.get(name)
-        if canonical is None:
-            raise BadRequest(f"Unknown field '{str(name)[:64]}' in {what}.")
-        if canonical in kept:
-            raise BadRequest(f"'{canonical}' is given twice.")
-        kept[canonical] = value
-    return kept
-
-
-def declared_size(value: str | None, name: str = "X-Goog-Upload-Header-Content-Length") -> int:
-    """A non-negative byte count from a header; `BadRequest` if missing or not a plain number."""
-    size = byte_count(value)
-    if size is None:
-        raise BadRequest(f"'{name}' is required and must be a number of bytes.")
-    return size
-
-
-def byte_count(value: str | None) -> int | None:
-    """A plain count of bytes (ASCII digits: `str.isdigit` also takes '²', which `int` refuses), or None."""
-    value = (value or "").strip(" \t")
-    return int(value) if BYTE_COUNT.fullmatch(value) else None
-
-
-def content_length() -> int:
-    """The body's announced length: uploads must say how long they are (411 otherwise)."""
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower() or request.content_length is None:
-        raise LengthRequired("Send upload bytes with a Content-Length header (not chunked).")
-    return request.content_length
-
-
-def header(headers: dict, name: str) -> str | None:
-    """A header of an upstream answer, whatever its case."""
-    lowered = name.lower()
-    return next((value for key, value in headers.items() if key.lower() == lowered), None)
-
-
-def json_object(body: bytes) -> dict:
-    """An upstream answer's JSON object; 502 if it is not one."""
-    try:
-        value = json.loads(body or b"{}")
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise UpstreamFailed("The upstream's answer was not a JSON object.")
-    return value
-
-
-def json_response(body: dict, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type=JSON_TYPE)
-
-
-def upstream_error(call: Call, meter: Meter, answer: Answer) -> Response:
-    """An upstream client error, in Google's envelope with every key masked; settled as refused."""
-    meter.finish(answer.status, upstream_key_id=answer.key.id, ending="refused", error=f"upstream {answer.status}")
-    error = client_error_body(answer.status, without_keys(answer.body, answer.key.secret), "google",
-                              answer.key.secret)
-    return json_response(error, answer.status)
-
-
-def public_base() -> str:
-    """Where clients reach the Vault: `VAULT_PUBLIC_URL`, else this request's own host."""
-    configured = current_app.config.get("VAULT_PUBLIC_URL")
-    return (configured or request.host_url).rstrip("/")
-
-
-HANDLERS = {
-    "files.list": list_resources, "files.get": get_resource, "files.delete": delete_resource,
-    "cachedContents.list": list_resources, "cachedContents.get": get_resource,
-    "cachedContents.delete": delete_resource, "cachedContents.create": create_cache,
-    "cachedContents.patch": patch_cache, "files.upload": start_upload,
-}
