@@ -58,7 +58,13 @@ def authenticate_caller(vault: VaultRuntime, presented: str | None) -> Caller:
 
 def serve() -> Response:
     """Serve one proxied call, whatever its path: the allow-list decides what it is."""
-    call = resolve(request.method, raw_path(request.environ), request.args.items(multi=True), bearer_caller(request))
+    try:
+        call = resolve(request.method, raw_path(request.environ), request.args.items(multi=True),
+                       bearer_caller(request))
+    except VaultError as exc:
+        if "upload_id" in request.args:  # a refused upload URL: the SDK must stop, not retry
+            exc.headers.setdefault("X-Goog-Upload-Status", "final")
+        raise
     vault = runtime()
     if call.action is UPLOAD_CHUNK:
         return upload_chunk(call, vault)  # no API key: the upload URL's token is the credential

@@ -330,9 +330,6 @@ def test_a_chunk_request_without_its_upload_s_token_reaches_nothing(pooled, case
     complete(pooled, upload, HALF)
 
 
-@pytest.mark.xfail(strict=True, reason="the allow-list (vault/proxy/routes.py) refuses a malformed upload_id "
-                                       "before the upload code can add 'X-Goog-Upload-Status: final', so "
-                                       "google-genai retries these 400s three times before raising")
 @pytest.mark.parametrize("case", ["empty", "19-chars", "repeated"])
 def test_a_malformed_upload_url_also_says_the_upload_is_final(pooled, case):
     upload = open_upload(pooled)
