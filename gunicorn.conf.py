@@ -17,7 +17,8 @@ worker_connections = int(os.environ.get("VAULT_WORKER_CONNECTIONS", "1000"))
 # A gevent worker heartbeats while streams are open, so this only catches a stuck worker.
 timeout = int(os.environ.get("VAULT_WORKER_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("VAULT_GRACEFUL_TIMEOUT", "30"))
-keepalive = 5
+# Seconds an idle client connection stays open; a graceful stop waits for idle ones to time out.
+keepalive = int(os.environ.get("VAULT_KEEPALIVE_SECONDS", "5"))
 accesslog = "-"
 errorlog = "-"
 # %(U)s is the path without the query string (see RedactingLogger): a Vault key never reaches the log.
