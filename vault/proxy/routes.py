@@ -4,8 +4,10 @@ Nothing of the client's path reaches Google as text. The raw path (as sent, befo
 decoding) is split on its slashes and each segment decoded once; every segment must be
 non-empty, not a dot-segment, and made only of letters, digits and `.` `_` `-` `:` (so an
 encoded `/ ? # %` or a double encoding fails here);
-the model id must match `MODEL_ID`, the action must be one of the table's; and the upstream
-path is then built anew from the table with the model re-encoded. Query parameters are
+the model id must match `MODEL_ID` (a file or cache id `RESOURCE_ID`), the action must be one
+of the table's; and the upstream path is then built anew from the table with the model
+re-encoded. Files, cached contents and uploads (`/upload/{v}/files`) are served by
+`vault.proxy.resources`; an upload's chunks carry its token (`upload_id`), not a key. Query parameters are
 kept only where the action documents them, each one checked; Google's system parameters
 (`fields`, `prettyPrint`, `alt=media` …) are refused, anything else is dropped.
 
