@@ -39,6 +39,7 @@ def update_api_key(key_id: int) -> Response:
 class PatchKeyBody(ChangeBody):
     state: Literal["active", "disabled"] | None = None
     label: Annotated[str, Field(max_length=100)] | None = None
+    proxy_url: Annotated[str, Field(max_length=2048)] | None = None  # null (sent) clears it; absent keeps it
 
 
 class PatchUserBody(BalanceBody):
@@ -84,6 +85,7 @@ def upstream_key_json(key: UpstreamKey, held: dict[int, int]) -> dict[str, Any]:
         "id": key.id,
         "key": key.masked,
         "label": key.label,
+        "proxy": pool.masked_proxy(key, runtime().secret_box),
         "state": key.state.value,
         "disabled_reason": key.disabled_reason,
         "disabled_until": isoformat(key.disabled_until),
@@ -122,9 +124,11 @@ def add_upstream_keys() -> tuple[Response, int]:
 
 
 def update_upstream_key(key_id: int) -> Response:
-    """Enable or disable a key by hand, or relabel it."""
+    """Enable or disable a key by hand, relabel it, or set its egress proxy (`proxy_url: null` clears it)."""
     body = read_body(PatchKeyBody)
     key = pool.find_upstream_key(db.session, key_id)
+    if "proxy_url" in body.model_fields_set:
+        pool.set_upstream_key_proxy(key, body.proxy_url, runtime().secret_box)
     if body.state is not None:
         pool.set_upstream_key_state(db.session, key, body.state == "active")
     if body.label is not None:
@@ -132,6 +136,8 @@ def update_upstream_key(key_id: int) -> Response:
     db.session.commit()
     if body.state is not None:
         runtime().health.set_enabled(key.id, body.state == "active")
+    elif "proxy_url" in body.model_fields_set:
+        runtime().health.refresh(force=True)
     return jsonify(upstream_key_json(key, summary.held_counts(db.session, utcnow())))
 
 

@@ -17,7 +17,7 @@ from vault.billing import prices as price_table
 from vault.billing.money import usd_to_nano
 from vault.charts import daily_bars
 from vault.clock import utcnow
-from vault.errors import BadRequest, NotFound, VaultError
+from vault.errors import BadRequest, NotFound, ValidationFailed, VaultError
 from vault.extensions import db
 from vault.forms import ActionForm
 from vault.models import ModelPrice, User
@@ -183,9 +183,10 @@ def refresh_pool(results: list[pool.AddedKey]) -> None:
 @bp.get("/keys")
 def pool_page(form: AddKeysForm | None = None) -> str:
     """The pool: add keys; each key's health, the files and caches it holds, and its buttons."""
-    keys, now = pool.list_upstream_keys(db.session), utcnow()
+    keys, now, box = pool.list_upstream_keys(db.session), utcnow(), runtime().secret_box
     return render_template("admin/pool.html", keys=keys, form=form or AddKeysForm(formdata=None),
-                           action_form=ActionForm(), now=now, holdings=summary.holdings(db.session, now))
+                           action_form=ActionForm(), now=now, holdings=summary.holdings(db.session, now),
+                           proxies={key.id: pool.masked_proxy(key, box) for key in keys})
 
 
 @bp.post("/keys")
@@ -227,6 +228,24 @@ def pool_delete(key_id: int):
     runtime().health.refresh(force=True)
     warning = summary.held_by(db.session, key.id, utcnow()).delete_warning
     flash(f"Key {key.masked} was removed from the pool. {warning}".strip(), "success")
+    return redirect(url_for("admin.pool_page"))
+
+
+@bp.post("/keys/<int:key_id>/proxy")
+def pool_proxy(key_id: int):
+    """Set the key's egress proxy, or clear it (an empty field): the URL is never echoed, only its masked form."""
+    require_action()
+    key = pool.find_upstream_key(db.session, key_id)
+    box = runtime().secret_box
+    try:
+        pool.set_upstream_key_proxy(key, request.form.get("proxy_url", "").strip() or None, box)
+    except ValidationFailed as exc:
+        flash(f"Key {key.masked}: {exc.fields.get('proxy_url', exc.message)}", "error")
+        return redirect(url_for("admin.pool_page"))
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    shown = pool.masked_proxy(key, box)
+    flash(f"Key {key.masked} now goes {f'through {shown}' if shown else 'out by the default egress'}.", "success")
     return redirect(url_for("admin.pool_page"))
 
 

@@ -28,6 +28,8 @@ class UpstreamKey(db.Model):
 
     `secret_encrypted` is a Fernet token of the key; `fingerprint` is a keyed hash used to
     refuse duplicates without decrypting; `masked` is the only form ever displayed.
+    `proxy_url_encrypted`, when set, is a Fernet token of the proxy every call with this key
+    goes through (it may hold a password; `vault.pool.egress` masks it for display).
     A disabled key with `disabled_until` set comes back by itself; without it, an admin
     must re-enable it. A deleted key (`deleted_at` set) has its secret wiped and is hidden
     everywhere; adding the same key again revives the row (the fingerprint still matches).
@@ -40,6 +42,7 @@ class UpstreamKey(db.Model):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     masked: Mapped[str] = mapped_column(String(32))
+    proxy_url_encrypted: Mapped[str | None] = mapped_column(Text)
     state: Mapped[UpstreamKeyState] = mapped_column(
         Enum(UpstreamKeyState, native_enum=False, length=16,
              values_callable=lambda states: [state.value for state in states]),

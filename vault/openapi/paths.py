@@ -160,8 +160,8 @@ def admin_paths() -> dict[str, Schema]:
                         requestBody=json_body(AddKeysBody), security=USER_WRITE),
         },
         "/admin/api/upstream-keys/{key_id}": {
-            "patch": api("updateUpstreamKey", "Enable, disable or relabel an upstream key", "admin", (200, key),
-                         400, 401, 403, 404, 413, requestBody=json_body(PatchKeyBody), security=USER_WRITE),
+            "patch": api("updateUpstreamKey", "Enable, disable or relabel an upstream key, or set its proxy", "admin",
+                         (200, key), 400, 401, 403, 404, 413, requestBody=json_body(PatchKeyBody), security=USER_WRITE),
             "delete": api("deleteUpstreamKey", "Remove an upstream key from the pool", "admin", (204, done),
                           400, 401, 403, 404, security=USER_WRITE,
                           description="Soft: the key leaves the rotation at once and its secret is wiped; usage "

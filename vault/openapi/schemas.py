@@ -26,7 +26,9 @@ BODY_NOTES = {
     "NewKeyBody": "An optional name for the new key; the body may be empty.",
     "PatchApiKeyBody": "A Vault key's requests-per-minute limit: 0 = unlimited, null = the global default.",
     "AddKeysBody": "Upstream Gemini keys to add to the pool; keys already pooled are reported, not duplicated.",
-    "PatchKeyBody": "Enable or disable an upstream key by hand, or relabel it.",
+    "PatchKeyBody": "Enable or disable an upstream key by hand, or relabel it. `proxy_url` sends all of the key's "
+                    "traffic through an HTTP(S) or SOCKS5 proxy (`http`, `https`, `socks5`, `socks5h`; "
+                    "`scheme://[user:password@]host[:port]`); null clears it (the default egress again).",
     "PatchUserBody": "Send `balance` (set) or `balance_delta` (add), not both, with a `reason`; "
                      "`is_active` and `is_admin` change the account. Admins cannot lock themselves out.",
     "PriceBody": "USD per 1M tokens; the `_above` prices apply to prompts longer than `tier_threshold` tokens. "
@@ -156,7 +158,11 @@ def pool_schemas() -> dict[str, Schema]:
     """Upstream keys with their health (`vault.admin.api.upstream_key_json`)."""
     fields = {
         "id": typed(INT), "key": typed(STR, description="Masked; the full key never leaves the Vault."),
-        "label": typed(STR), "state": typed(STR, enum=["active", "disabled", "deleted"]),
+        "label": typed(STR),
+        "proxy": typed(STR, nullable=True, description="The key's own egress proxy, masked "
+                                                       "(`scheme://[user:***@]host[:port]`: never its password); "
+                                                       "null: the default egress."),
+        "state": typed(STR, enum=["active", "disabled", "deleted"]),
         "disabled_reason": typed(STR, nullable=True), "disabled_until": moment(nullable=True),
         "consecutive_failures": typed(INT), "last_error": typed(STR, nullable=True),
         "last_error_at": moment(nullable=True), "last_used_at": moment(nullable=True),

@@ -11,7 +11,8 @@ A key's fate is decided in one place, in this order of reading:
    worker on every host agrees; Redis is a cache of the database, reconciled at each refresh.
 4. `health` -- `PoolHealth`, which turns each verdict into rotator calls and writes every
    change of health to the database (the durable copy all workers re-read).
-5. `store` -- the stored keys themselves: add, list, find, enable/disable and (soft) delete by an admin.
+5. `store` -- the stored keys themselves: add, list, find, enable/disable, set a proxy and (soft) delete
+   by an admin; `egress` checks a key's proxy URL and masks it for display.
 6. `encryption` -- re-encrypting the stored keys when `VAULT_ENCRYPTION_KEY` rotates, and the
    guard that keeps their fingerprints (de-duplication) meaningful across it.
 
@@ -30,6 +31,8 @@ from vault.pool.store import (
     delete_upstream_key,
     find_upstream_key,
     list_upstream_keys,
+    masked_proxy,
+    set_upstream_key_proxy,
     set_upstream_key_state,
 )
 
@@ -41,5 +44,7 @@ __all__ = [
     "delete_upstream_key",
     "find_upstream_key",
     "list_upstream_keys",
+    "masked_proxy",
+    "set_upstream_key_proxy",
     "set_upstream_key_state",
 ]

@@ -40,7 +40,8 @@ def stored_keys(session: Session) -> list[UpstreamKey]:
 
 
 def reencrypt_pool(session: Session, box: SecretBox) -> Reencrypted:
-    """Encrypt every stored key under the first Fernet key and its fingerprint under the fingerprint key.
+    """Encrypt every stored key (and its proxy URL) under the first Fernet key, its fingerprint under the
+    fingerprint key.
 
     Each row is written only if it still holds the token that was read, so a key deleted
     meanwhile stays wiped. The caller commits.
@@ -51,10 +52,11 @@ def reencrypt_pool(session: Session, box: SecretBox) -> Reencrypted:
     for row in stored_keys(session):
         try:
             token = box.rotate(row.secret_encrypted)
+            proxy_token = box.rotate(row.proxy_url_encrypted) if row.proxy_url_encrypted else None
         except ValueError:
             report.undecryptable.append(row.id)
             continue
-        values = {"secret_encrypted": token}
+        values = {"secret_encrypted": token, "proxy_url_encrypted": proxy_token}
         fingerprint = box.fingerprint(box.decrypt(token))
         if fingerprint != row.fingerprint and fingerprint in taken:
             report.duplicates.append(row.id)  # the same key stored twice (the old first-key rule did that)
@@ -63,9 +65,16 @@ def reencrypt_pool(session: Session, box: SecretBox) -> Reencrypted:
             taken.add(fingerprint)
             report.refingerprinted += 1
         report.reencrypted += session.execute(update(UpstreamKey).where(
-            UpstreamKey.id == row.id, UpstreamKey.secret_encrypted == row.secret_encrypted).values(**values)).rowcount
+            UpstreamKey.id == row.id, UpstreamKey.secret_encrypted == row.secret_encrypted,
+            same_proxy(row.proxy_url_encrypted)).values(**values)).rowcount
     session.expire_all()
     return report
+
+
+def same_proxy(token: str | None):
+    """The condition that a row still holds the proxy token that was read (an admin may have changed it)."""
+    column = UpstreamKey.proxy_url_encrypted
+    return column.is_(None) if token is None else column == token
 
 
 def check_fingerprint_key(session: Session, box: SecretBox) -> None:

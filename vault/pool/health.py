@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from vault.models import UpstreamCooldown, UpstreamKey, UpstreamKeyState
 from vault.pool.classify import Classification, Verdict, next_daily_reset
 from vault.pool.rotator import ALL_MODELS, INDEFINITELY, KeyRotator, NoUsableKey, PoolChanged, PoolKey, PoolSnapshot
+from vault.pool.store import upstream_key_proxy
 from vault.security import SecretBox
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,11 @@ class PoolHealth:
         self._reload(wait=True)
         return self.rotator.find(key_id)
 
+    def proxy_for(self, key_id: int) -> str | None:
+        """The egress proxy of key `key_id` as last read (None: the default egress, or no such key)."""
+        key = self.rotator.find(key_id)
+        return key.proxy_url if key else None
+
     def _cool_down(self, key: PoolKey, model: str, outcome: Classification, now: float) -> Cooldown:
         until = epoch(next_daily_reset(from_epoch(now))) if outcome.daily_quota else None
         ends = self.rotator.rate_limited(key.id, model, outcome.retry_after, until)
@@ -225,7 +231,7 @@ def read_snapshot(session: Session, box: SecretBox, now: float) -> PoolSnapshot:
                            .order_by(UpstreamKey.id)).all()
     keys, disabled, failures = [], {}, {}
     for row in rows:
-        keys.append(PoolKey(row.id, box.decrypt(row.secret_encrypted), row.masked))
+        keys.append(PoolKey(row.id, box.decrypt(row.secret_encrypted), row.masked, upstream_key_proxy(row, box)))
         failures[row.id] = row.consecutive_failures
         if row.state is UpstreamKeyState.DISABLED:
             disabled[row.id] = epoch(row.disabled_until) if row.disabled_until else INDEFINITELY

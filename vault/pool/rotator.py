@@ -35,11 +35,15 @@ RECENT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class PoolKey:
-    """A usable upstream key as the rotator hands it out. `secret` is never printed."""
+    """A usable upstream key as the rotator hands it out. `secret` and `proxy_url` are never printed.
+
+    `proxy_url` is the key's own egress proxy in clear (it may hold a password), or None.
+    """
 
     id: int
     secret: str = field(repr=False)
     masked: str
+    proxy_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from vault.clock import utcnow
 from vault.errors import NotFound, ValidationFailed
 from vault.models import UpstreamKey, UpstreamKeyState
+from vault.pool.egress import check_proxy_url, mask_proxy_url
 from vault.pool.encryption import check_fingerprint_key
 from vault.security import SecretBox, mask_secret
 
@@ -99,6 +100,7 @@ def delete_upstream_key(session: Session, key: UpstreamKey) -> None:
     key.state = UpstreamKeyState.DELETED
     key.deleted_at = utcnow()
     key.secret_encrypted = ""
+    key.proxy_url_encrypted = None  # its password too: a revived key starts on the default egress
     key.disabled_until = None
     key.disabled_reason = "deleted by an admin"
     key.cooldowns.clear()
@@ -115,6 +117,27 @@ def set_upstream_key_state(session: Session, key: UpstreamKey, active: bool, rea
         key.state = UpstreamKeyState.DISABLED
         key.disabled_reason = reason or "disabled by an admin"
     key.disabled_until = None
+
+
+def set_upstream_key_proxy(key: UpstreamKey, proxy_url: str | None, box: SecretBox) -> None:
+    """Send the key's traffic through `proxy_url` (checked, stored encrypted), or None for the default egress.
+
+    Raises `ValidationFailed` (the key unchanged) for a URL that cannot be a proxy.
+    """
+    key.proxy_url_encrypted = None if proxy_url is None else box.encrypt(check_proxy_url(proxy_url))
+
+
+def upstream_key_proxy(key: UpstreamKey, box: SecretBox) -> str | None:
+    """The key's proxy URL in clear (for the upstream client only), or None."""
+    return box.decrypt(key.proxy_url_encrypted) if key.proxy_url_encrypted else None
+
+
+def masked_proxy(key: UpstreamKey, box: SecretBox) -> str | None:
+    """The key's proxy as it may be shown (`scheme://[user:***@]host[:port]`), or None without one."""
+    try:
+        return mask_proxy_url(upstream_key_proxy(key, box))
+    except ValueError:
+        return "(cannot be decrypted)"
 
 
 def find_upstream_key(session: Session, key_id: int) -> UpstreamKey:

@@ -137,7 +137,7 @@ def stop(outcome: Classification, failures: list[Classification]) -> VaultError:
 def try_key(request: UpstreamRequest, client: UpstreamClient, key: PoolKey) -> tuple[Answer | None, Classification]:
     """One attempt: the answer to relay (or None to try another key) and its verdict."""
     try:
-        response = client.send(request, key.secret)
+        response = client.send(request, key.secret, key.proxy_url)
     except requests.Timeout:
         return None, transport_failure("upstream timed out", timed_out=True)
     except requests.RequestException as exc:

@@ -146,7 +146,7 @@ def relay_upload_request(call: Call, vault: VaultRuntime) -> Response:
         db.session.rollback()
         held = None
         if relaying and "upload" in commands:
-            held = query_received(vault, vault.secret_box.decrypt(row.upstream_url_encrypted))
+            held = query_received(vault, vault.secret_box.decrypt(row.upstream_url_encrypted), row.upstream_key_id)
         uploads.release(db.session, row.id, held, None)
         status = exc.status if isinstance(exc, VaultError) else 500
         meter.finish(status, upstream_key_id=row.upstream_key_id, ending="refused" if status < 500 else "failed",
@@ -204,7 +204,8 @@ def relay_chunk(vault: VaultRuntime, row, commands: set[str], outgoing: Outgoing
     """Send one chunk (or a query / cancel) to Google's upload URL and answer as Google does."""
     url = vault.secret_box.decrypt(row.upstream_url_encrypted)
     try:
-        response = vault.upstream.send_upload(url, outgoing.headers, outgoing.body)
+        response = vault.upstream.send_upload(url, outgoing.headers, outgoing.body,
+                                              vault.health.proxy_for(row.upstream_key_id))
         answer_body = read_limited(response)
         response.close()
     except requests.RequestException:
@@ -216,7 +217,8 @@ def relay_chunk(vault: VaultRuntime, row, commands: set[str], outgoing: Outgoing
         received = byte_count(header(response.headers, "X-Goog-Upload-Size-Received"))
     if response.status_code != 200:
         dead = status == "final" or response.status_code == 404
-        uploads.release(db.session, row.id, None if dead else query_received(vault, url), utcnow() if dead else None)
+        held = None if dead else query_received(vault, url, row.upstream_key_id)
+        uploads.release(db.session, row.id, held, utcnow() if dead else None)
         meter.finish(response.status_code, upstream_key_id=row.upstream_key_id, ending="refused",
                      error=f"upstream {response.status_code}")
         error = client_error_body(response.status_code, answer_body, "google")
@@ -360,10 +362,11 @@ def clean_metadata(payload: object) -> dict:
     return {"file": kept} if kept else {}
 
 
-def query_received(vault: VaultRuntime, url: str) -> int | None:
+def query_received(vault: VaultRuntime, url: str, key_id: int) -> int | None:
     """How many bytes Google holds of an upload (after a chunk failed), or None if it cannot say."""
     try:
-        response = vault.upstream.send_upload(url, {"X-Goog-Upload-Command": "query", "Content-Length": "0"}, None)
+        response = vault.upstream.send_upload(url, {"X-Goog-Upload-Command": "query", "Content-Length": "0"}, None,
+                                              vault.health.proxy_for(key_id))
         response.close()
     except requests.RequestException:
         return None
