@@ -284,5 +284,6 @@ def test_a_multipart_upload_past_the_cap_is_a_400_and_only_its_head_is_kept(fake
     assert response.status_code == 400 and "exceeds the limit" in response.json()["error"]["message"]
     call = fake_gemini.last_request
     assert call.done.wait(5)
-    assert (len(call.raw_body), call.body_bytes) == (BODY_KEEP, len(body))
+    # only the head is kept; how much of the rest is drained before the client hangs up is a race
+    assert len(call.raw_body) == BODY_KEEP and 100 * 1024 < call.body_bytes <= len(body)
     assert fake_gemini.files_of(owner) == []
