@@ -10,12 +10,6 @@ from vault.extensions import db
 from vault.models import BalanceAdjustment, ModelPrice
 from vault.runtime import runtime
 
-
-@pytest.fixture
-def admin_headers(make_user, auth_headers):
-    return auth_headers(make_user(email="root@example.com", is_admin=True))
-
-
 ADMIN_ROUTES = [("get", "/admin/api/users"), ("patch", "/admin/api/users/1"), ("get", "/admin/api/users/1"),
                 ("get", "/admin/api/upstream-keys"), ("post", "/admin/api/upstream-keys"),
                 ("get", "/admin/api/prices"), ("put", "/admin/api/prices/gemini-2.5-flash"),

@@ -14,16 +14,6 @@ from vault.openapi import build_openapi
 from vault.security import hash_vault_key
 
 
-@pytest.fixture
-def admin(make_user):
-    return make_user(email="root@example.com", is_admin=True)
-
-
-@pytest.fixture
-def admin_headers(admin, auth_headers):
-    return auth_headers(admin)
-
-
 def matches_the_document(app, body, schema_name: str) -> None:
     document = build_openapi(app)
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}

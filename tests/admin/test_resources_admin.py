@@ -22,16 +22,6 @@ QUOTA = 10 * 1024**2
 
 
 @pytest.fixture
-def admin(make_user):
-    return make_user(email="root@example.com", is_admin=True)
-
-
-@pytest.fixture
-def admin_headers(admin, auth_headers):
-    return auth_headers(admin)
-
-
-@pytest.fixture
 def admin_browser(app, admin):
     browser = app.test_client()
     log_in(browser, "root@example.com")

@@ -40,6 +40,7 @@ from vault.ratelimit import enforce_key_limit
 from vault.resources import registry
 from vault.resources.references import references
 from vault.runtime import VaultRuntime, runtime
+from vault.security import off_hub
 from vault.upstream.client import UpstreamRequest, relayable_headers
 from vault.upstream.failover import Answer, forward, forward_pinned
 from vault.upstream.relay import COMPLETED, CutOff, relay_stream
@@ -128,7 +129,7 @@ def key_holding(caller: Caller, inbound: Inbound) -> Holder | None:
     """
     if inbound.payload is None or inbound.call.action.kind != "model":
         return None
-    refs = references(inbound.payload)
+    refs = off_hub(references, inbound.payload) if inbound.large else references(inbound.payload)
     if not refs:
         return None
     try:

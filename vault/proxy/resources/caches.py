@@ -49,7 +49,6 @@ def create_cache(call: Call, vault: VaultRuntime, caller: Caller, meter: Meter, 
     refs = references(fields)
     if refs.caches:
         raise BadRequest("A cached content cannot name another cached content.")
-    ttl_seconds(fields)  # refuse a malformed TTL before anything is sent
     upstream = resource_request(call, "POST", encode_json(fields, False))
     files = registry.owned(db.session, caller.user_id, refs.files, utcnow())
     worst = storage.worst_tokens(body_size, [row.size_bytes for row in files.values()],
