@@ -59,3 +59,12 @@ def test_gunicorn_reads_dotenv_before_it_binds(tmp_path, monkeypatch):
     assert (settings["bind"], settings["workers"]) == ("127.0.0.1:8123", 3)
     monkeypatch.setenv("VAULT_BIND", "127.0.0.1:9000")  # the real environment wins over .env
     assert runpy.run_path(str(tmp_path / "gunicorn.conf.py"))["bind"] == "127.0.0.1:9000"
+
+
+def test_gunicorn_keeps_idle_connections_for_vault_keepalive_seconds(tmp_path, monkeypatch):
+    shutil.copy(PROJECT_ROOT / "gunicorn.conf.py", tmp_path / "gunicorn.conf.py")
+    monkeypatch.chdir(tmp_path)  # no project .env in the way
+    monkeypatch.delenv("VAULT_KEEPALIVE_SECONDS", raising=False)
+    assert runpy.run_path(str(tmp_path / "gunicorn.conf.py"))["keepalive"] == 5
+    monkeypatch.setenv("VAULT_KEEPALIVE_SECONDS", "1")
+    assert runpy.run_path(str(tmp_path / "gunicorn.conf.py"))["keepalive"] == 1
