@@ -134,3 +134,13 @@ def test_a_multipart_upload_cannot_name_its_file_or_set_fields_the_vault_does_no
         refused = requests.post(url, headers=headers, data=multipart_body(metadata, b"x"), timeout=30)
         assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert len(stack.fake.calls) == calls
+
+
+def test_storage_is_charged_at_vault_cache_storage_price(own_stack):
+    stack = own_stack(key_count=1, VAULT_SETTLE_DELAY_MS="0", VAULT_CACHE_STORAGE_PRICE="3.00")
+    client = genai.Client(api_key=stack.vault_key, http_options=types.HttpOptions(base_url=stack.base_url))
+    before = me(stack)["balance_nano_usd"]
+    cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
+        contents=["a few words to keep"], ttl="3600s"))
+    tokens = cache.usage_metadata.total_token_count
+    assert tokens > 0 and before - me(stack)["balance_nano_usd"] == tokens * 3000  # 1 h at $3 per 1M tokens
