@@ -4,12 +4,13 @@ from vault.models.api_key import ApiKey
 from vault.models.billing_version import BillingVersion
 from vault.models.gemini_model import GeminiModel
 from vault.models.invite import Invite
+from vault.models.model_route import ModelAlias, ModelSetting
 from vault.models.stored_resource import StoredResource, UploadSession
 from vault.models.upstream_cooldown import UpstreamCooldown
 from vault.models.upstream_key import UpstreamKey, UpstreamKeyState
-from vault.models.usage import BalanceAdjustment, ModelPrice, PendingHold, UsageRecord
+from vault.models.usage import BalanceAdjustment, KeySpend, ModelPrice, PendingHold, UsageRecord
 from vault.models.user import User
 
-__all__ = ["ApiKey", "BalanceAdjustment", "BillingVersion", "GeminiModel", "Invite", "ModelPrice", "PendingHold",
-           "StoredResource", "UploadSession", "UpstreamCooldown", "UpstreamKey", "UpstreamKeyState", "UsageRecord",
+__all__ = ["ApiKey", "BalanceAdjustment", "BillingVersion", "GeminiModel", "Invite", "KeySpend", "ModelAlias",
+           "ModelPrice", "ModelSetting", "PendingHold", "StoredResource", "UploadSession", "UpstreamCooldown", "UpstreamKey", "UpstreamKeyState", "UsageRecord",
            "User"]

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vault.clock import utcnow
@@ -14,6 +14,11 @@ class ApiKey(db.Model):
     """A user's Vault key. Only its SHA-256 hash is stored, plus a short visible prefix.
 
     The usage counters move with every metered request (nano-USD for spend).
+
+    The policy columns (all optional; None means "no limit of the key's own", the owner's
+    ceilings in `User.limits` still apply) are read by `vault.policies`: an expiry, model
+    globs, a spend cap per period (`day` / `week` / `month`, None: over the key's life),
+    requests and tokens per minute, concurrent requests and client CIDRs.
     """
 
     __tablename__ = "api_keys"
@@ -32,6 +37,13 @@ class ApiKey(db.Model):
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     spend_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     rate_limit_rpm: Mapped[int | None] = mapped_column()  # None: the global default applies
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    allowed_models: Mapped[list | None] = mapped_column(JSON)
+    spend_cap_nano: Mapped[int | None] = mapped_column(BigInteger)
+    spend_cap_period: Mapped[str | None] = mapped_column(String(8))
+    rate_limit_tpm: Mapped[int | None] = mapped_column(BigInteger)
+    max_concurrency: Mapped[int | None] = mapped_column()
+    allowed_ips: Mapped[list | None] = mapped_column(JSON)
 
     owner = relationship("User", back_populates="api_keys")
 

@@ -30,7 +30,8 @@ class UsageRecord(db.Model):
     """
 
     __tablename__ = "usage_records"
-    __table_args__ = (Index("ix_usage_records_user_started", "user_id", "started_at"),)
+    __table_args__ = (Index("ix_usage_records_user_started", "user_id", "started_at"),
+                      Index("ix_usage_records_key_finished", "api_key_id", "finished_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     settlement_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -62,6 +63,8 @@ class UsageRecord(db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(String(255))
+    image_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    fallback_from: Mapped[str | None] = mapped_column(String(128))  # the model asked for, when a fallback served
 
     def __repr__(self) -> str:
         return f"<UsageRecord {self.settlement_id} {self.model} {self.status} {self.cost_nano}n$>"
@@ -75,6 +78,10 @@ class PendingHold(db.Model):
     still here after `expires_at` belongs to a request whose worker died or whose settlement
     kept failing: the sweeper settles it as `abandoned`, charging `estimate_nano` (at most
     `amount_nano`).
+
+    `cap_period` is the spend-cap period of the Vault key the hold counts against (None: the
+    key has no cap), `tokens` the tokens the request may use at most, counted against the
+    key's tokens-per-minute limit while it is in flight.
     """
 
     __tablename__ = "pending_holds"
@@ -83,13 +90,15 @@ class PendingHold(db.Model):
     settlement_id: Mapped[str] = mapped_column(String(32), unique=True)
     client_request_id: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
     endpoint: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(128), default="", server_default="")
     amount_nano: Mapped[int] = mapped_column(BigInteger)
     estimate_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    cap_period: Mapped[str | None] = mapped_column(String(16))
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     def __repr__(self) -> str:
         return f"<PendingHold {self.settlement_id} user {self.user_id} {self.amount_nano}n$>"
@@ -122,7 +131,8 @@ class ModelPrice(db.Model):
     text price. Above the tier, audio pays the higher tier's input prices (no model Google
     lists has both a tier and an audio price). `grounding_fee_nano` is charged per request
     grounded with Google Search (`grounding_unit` = `prompt`) or per search query the model
-    ran (`query`, as Gemini 3 is billed); empty means no fee.
+    ran (`query`, as Gemini 3 is billed); empty means no fee. `image_nano` is the price of
+    one generated image (image models, `/v1/images/generations`).
     """
 
     __tablename__ = "model_prices"
@@ -139,5 +149,17 @@ class ModelPrice(db.Model):
     audio_cached_nano: Mapped[int | None] = mapped_column(BigInteger)
     grounding_fee_nano: Mapped[int | None] = mapped_column(BigInteger)
     grounding_unit: Mapped[str] = mapped_column(String(8), default="prompt", server_default="prompt")
+    image_nano: Mapped[int | None] = mapped_column(BigInteger)  # per generated image (Imagen)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow,
                                                  server_default=func.now())
+
+
+class KeySpend(db.Model):
+    """What a Vault key with a spend cap has settled in one cap period (`day:2026-11-27`,
+    `week:2026-W48`, `month:2026-11` or `life`); open holds of the period count on top."""
+
+    __tablename__ = "key_spend"
+
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spent_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, String, false, text, true
+from sqlalchemy import JSON, BigInteger, String, false, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from vault.clock import utcnow
@@ -16,6 +16,8 @@ class User(UserMixin, db.Model):
 
     `session_version` is part of every session id and JWT; bumping it ends them all.
     Money is in nano-USD (see `vault.billing.money`).
+    `limits` is what an admin allows the user's keys (`vault.policies.UserLimits`): ceilings
+    and defaults for every key policy, plus the models the user may see at all.
     """
 
     __tablename__ = "users"
@@ -31,6 +33,7 @@ class User(UserMixin, db.Model):
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     spend_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    limits: Mapped[dict | None] = mapped_column(JSON)
 
     api_keys = relationship("ApiKey", back_populates="owner", cascade="all, delete-orphan")
 

@@ -1,0 +1,91 @@
+"""policies and routing: per-key and per-user limits, model aliases and settings, per-image prices
+
+Revision ID: 0011_policies_routing
+Revises: 0010_upstream_proxy
+Create Date: 2026-11-27 21:10:00
+
+Vault keys get their policy columns (expiry, model globs, spend cap and period, tokens per
+minute, concurrency, CIDRs) and users the ceilings an admin gives their keys (`limits`).
+Open holds say which cap period they count against and how many tokens they may use;
+`key_spend` keeps what a capped key settled per period. Usage records say how many images a
+call made and which model a fallback stood in for. `model_aliases` and `model_settings`
+are the admin's model routing; `model_prices.image_nano` is a per-image price.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0011_policies_routing'
+down_revision = '0010_upstream_proxy'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('allowed_models', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('spend_cap_nano', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('spend_cap_period', sa.String(length=8), nullable=True))
+        batch_op.add_column(sa.Column('rate_limit_tpm', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('max_concurrency', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('allowed_ips', sa.JSON(), nullable=True))
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('limits', sa.JSON(), nullable=True))
+    with op.batch_alter_table('pending_holds', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('cap_period', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('tokens', sa.BigInteger(), server_default=sa.text('0'), nullable=False))
+        batch_op.create_index('ix_pending_holds_api_key_id', ['api_key_id'], unique=False)
+    with op.batch_alter_table('usage_records', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('image_count', sa.Integer(), server_default=sa.text('0'), nullable=False))
+        batch_op.add_column(sa.Column('fallback_from', sa.String(length=128), nullable=True))
+        batch_op.create_index('ix_usage_records_key_finished', ['api_key_id', 'finished_at'], unique=False)
+    with op.batch_alter_table('model_prices', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('image_nano', sa.BigInteger(), nullable=True))
+    op.create_table(
+        'key_spend',
+        sa.Column('api_key_id', sa.Integer(), nullable=False),
+        sa.Column('period', sa.String(length=16), nullable=False),
+        sa.Column('spent_nano', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
+        sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_key_spend_api_key_id_api_keys'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('api_key_id', 'period', name=op.f('pk_key_spend')),
+    )
+    op.create_table(
+        'model_aliases',
+        sa.Column('alias', sa.String(length=128), nullable=False),
+        sa.Column('target', sa.String(length=128), nullable=False),
+        sa.Column('defaults', sa.JSON(), nullable=True),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('alias', name=op.f('pk_model_aliases')),
+    )
+    op.create_table(
+        'model_settings',
+        sa.Column('model', sa.String(length=128), nullable=False),
+        sa.Column('hidden', sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column('fallback', sa.JSON(), nullable=True),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('model', name=op.f('pk_model_settings')),
+    )
+
+
+def downgrade():
+    op.drop_table('model_settings')
+    op.drop_table('model_aliases')
+    op.drop_table('key_spend')
+    with op.batch_alter_table('model_prices', schema=None) as batch_op:
+        batch_op.drop_column('image_nano')
+    with op.batch_alter_table('usage_records', schema=None) as batch_op:
+        batch_op.drop_index('ix_usage_records_key_finished')
+        batch_op.drop_column('fallback_from')
+        batch_op.drop_column('image_count')
+    with op.batch_alter_table('pending_holds', schema=None) as batch_op:
+        batch_op.drop_index('ix_pending_holds_api_key_id')
+        batch_op.drop_column('tokens')
+        batch_op.drop_column('cap_period')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('limits')
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        for column in ('allowed_ips', 'max_concurrency', 'rate_limit_tpm', 'spend_cap_period', 'spend_cap_nano',
+                       'allowed_models', 'expires_at'):
+            batch_op.drop_column(column)
