@@ -16,13 +16,15 @@ from sqlalchemy.orm import Session
 from vault.errors import Forbidden, Unauthorized
 from vault.models import ApiKey, User
 from vault.models.billing_version import ACCESS, stamp_of
+from vault.policies.rules import NO_POLICY, Policy, effective_policy
+from vault.policies.settings import KEY_COLUMNS
 from vault.security import hash_vault_key
 
 # Built once: on the hot path a prepared statement skips SQLAlchemy's expression building.
 api_keys, users = ApiKey.__table__, User.__table__
 KEY_LOOKUP = (
-    select(api_keys.c.id, api_keys.c.revoked_at, users.c.id, users.c.is_active, api_keys.c.rate_limit_rpm,
-           stamp_of(ACCESS).label("access_version"))
+    select(api_keys.c.id, api_keys.c.revoked_at, users.c.id, users.c.is_active,
+           stamp_of(ACCESS).label("access_version"), users.c.limits, *(api_keys.c[name] for name in KEY_COLUMNS))
     .join(users, api_keys.c.user_id == users.c.id)
     .where(api_keys.c.key_hash == bindparam("key_hash"))
 )
@@ -30,13 +32,18 @@ KEY_LOOKUP = (
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling the proxy: the key's and its owner's ids and its rate limit (plain values,
-    safe in a stream), and the `access` stamp they were read at."""
+    """Who is calling the proxy: the key's and its owner's ids and the key's effective policy
+    (plain values, safe in a stream), and the `access` stamp they were read at."""
 
     api_key_id: int
     user_id: int
-    rate_limit_rpm: int | None = None
+    policy: Policy = NO_POLICY
     access_version: int | None = None
+
+    @property
+    def rate_limit_rpm(self) -> int | None:
+        """Requests per minute (None: the global default; 0: none)."""
+        return self.policy.rate_limit_rpm
 
 
 class KeyCache:
@@ -99,7 +106,8 @@ def authenticate(session: Session, plaintext: str | None, cache: KeyCache | None
         raise Unauthorized("Invalid or revoked Vault key.")
     if not row[3]:
         raise Forbidden("This account is deactivated.")
-    caller = Caller(api_key_id=row[0], user_id=row[2], rate_limit_rpm=row[4], access_version=row[5])
+    policy = effective_policy(dict(zip(KEY_COLUMNS, row[6:], strict=True)), row[5])
+    caller = Caller(api_key_id=row[0], user_id=row[2], policy=policy, access_version=row[4])
     if cache is not None:
         cache.put(key_hash, caller)
     return caller

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
 
@@ -64,6 +65,14 @@ def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
     return entries
 
 
+def parse_zone(raw: str) -> ZoneInfo:
+    """An IANA time zone name (`UTC`, `Europe/Berlin`)."""
+    try:
+        return ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{raw!r} is not an IANA time zone name") from None
+
+
 def parse_usd(raw: str) -> int:
     """Parse a USD amount such as `1.00` into nano-USD."""
     try:
@@ -95,6 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_REDIS_RETRY_SECONDS", float, 5.0,
             "while Redis is down, workers use local state and probe it this often (in the background)"),
     Setting("VAULT_RATE_LIMIT_RPM", int, 0, "requests per minute per Vault key unless set on the key; 0 = none"),
+    Setting("VAULT_SPEND_CAP_TIMEZONE", parse_zone, ZoneInfo("UTC"),
+            "time zone in which daily, weekly (from Monday) and monthly key spend caps reset"),
     Setting("GEMINI_BASE_URL", str, DEFAULT_GEMINI_BASE_URL, "upstream base URL"),
     Setting("GEMINI_API_KEYS", parse_list, (), "upstream keys added to the pool at start"),
     Setting("VAULT_ADMIN_EMAIL", str, None, "bootstrap admin created at start if absent"),

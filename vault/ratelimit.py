@@ -58,6 +58,11 @@ class Limiter:
         stats = self._run("get_window_stats", item, *identifiers)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    def used(self, item: limits.RateLimitItem, *identifiers: str) -> int:
+        """How many events the current window holds."""
+        stats = self._run("get_window_stats", item, *identifiers)
+        return max(0, item.amount - stats.remaining)
+
     def clear(self, item: limits.RateLimitItem, *identifiers: str) -> None:
         self._run("clear", item, *identifiers)
 
@@ -72,8 +77,9 @@ def enforce_key_limit(limiter: Limiter, api_key_id: int, per_minute_limit: int) 
         return
     item = per_minute(per_minute_limit)
     if not limiter.hit(item, "key", str(api_key_id)):
-        raise RateLimited(f"Rate limit of {per_minute_limit} requests per minute reached for this key.",
-                          retry_after=limiter.retry_after(item, "key", str(api_key_id)))
+        raise RateLimited(f"rate_limit_rpm: this key's limit of {per_minute_limit} requests per minute is reached.",
+                          retry_after=limiter.retry_after(item, "key", str(api_key_id)),
+                          headers={"X-Vault-Policy": "rate_limit_rpm"})
 
 
 def address_bucket(address: str) -> str:

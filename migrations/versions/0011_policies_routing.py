@@ -69,23 +69,25 @@ def upgrade():
     )
 
 
+def drop_columns(table, *columns):
+    """Drop columns in place: SQLite (3.35+) can, and recreating a table (batch mode) would
+    cascade the implicit delete of its rows to every table referencing it."""
+    for column in columns:
+        if op.get_bind().dialect.name == 'sqlite':
+            op.execute(f'ALTER TABLE {table} DROP COLUMN {column}')
+        else:
+            op.drop_column(table, column)
+
+
 def downgrade():
     op.drop_table('model_settings')
     op.drop_table('model_aliases')
     op.drop_table('key_spend')
-    with op.batch_alter_table('model_prices', schema=None) as batch_op:
-        batch_op.drop_column('image_nano')
-    with op.batch_alter_table('usage_records', schema=None) as batch_op:
-        batch_op.drop_index('ix_usage_records_key_finished')
-        batch_op.drop_column('fallback_from')
-        batch_op.drop_column('image_count')
-    with op.batch_alter_table('pending_holds', schema=None) as batch_op:
-        batch_op.drop_index('ix_pending_holds_api_key_id')
-        batch_op.drop_column('tokens')
-        batch_op.drop_column('cap_period')
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_column('limits')
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        for column in ('allowed_ips', 'max_concurrency', 'rate_limit_tpm', 'spend_cap_period', 'spend_cap_nano',
-                       'allowed_models', 'expires_at'):
-            batch_op.drop_column(column)
+    op.drop_index('ix_usage_records_key_finished', table_name='usage_records')
+    op.drop_index('ix_pending_holds_api_key_id', table_name='pending_holds')
+    drop_columns('model_prices', 'image_nano')
+    drop_columns('usage_records', 'fallback_from', 'image_count')
+    drop_columns('pending_holds', 'tokens', 'cap_period')
+    drop_columns('users', 'limits')
+    drop_columns('api_keys', 'allowed_ips', 'max_concurrency', 'rate_limit_tpm', 'spend_cap_period',
+                 'spend_cap_nano', 'allowed_models', 'expires_at')

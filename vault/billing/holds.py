@@ -28,6 +28,7 @@ from vault.errors import PaymentRequired, Unauthorized
 from vault.models import PendingHold, User
 from vault.models.billing_version import ACCESS, PRICES, stamp_of
 from vault.models.types import UTCDateTime
+from vault.policies import quota as key_quota
 
 # PostgreSQL: balance and hold row in one statement (a data-modifying CTE), one round trip. The
 # casts type the parameters of the SELECT list, which PostgreSQL would otherwise read as text.
@@ -100,6 +101,14 @@ class HoldRequest:
     api_key_id: int | None = None
     client_request_id: str | None = None
     overdraft: int = 0
+    quota: key_quota.Quota | None = None  # the key's spend cap, tokens per minute, concurrency
+
+    def hold_row(self) -> dict:
+        """The `pending_holds` row of this hold, but its amount."""
+        parameters = self.parameters()
+        return {name: parameters[name] for name in ("settlement_id", "client_request_id", "user_id", "api_key_id",
+                                                     "endpoint", "model", "estimate_nano", "created_at",
+                                                     "expires_at")}
 
     def parameters(self) -> dict:
         need = max(self.amount, self.minimum or 0)
@@ -130,7 +139,11 @@ class Holds:
 
     def take(self, request: HoldRequest) -> Hold:
         """Hold `request.amount` (or what `ledger.reserve` allows when the balance covers less);
-        `PaymentRequired` when the balance cannot pay. Free calls (amount 0) only check the balance."""
+        `PaymentRequired` when the balance cannot pay. Free calls (amount 0) only check the balance.
+        A key with a spend cap, tokens per minute or concurrency limit holds through
+        `vault.policies.quota`, which checks them in the same transaction."""
+        if request.quota is not None:
+            return self._take_with_quota(request)
         if request.amount == 0:
             return self._check_balance(request)
         stamps = self._take_full(request)
@@ -141,6 +154,15 @@ class Holds:
                                   endpoint=request.endpoint, model=request.model, expires_at=request.expires_at,
                                   estimate_nano=request.estimate_nano, api_key_id=request.api_key_id,
                                   client_request_id=request.client_request_id, overdraft=request.overdraft)
+            prices, access = session.execute(READ_STAMPS).one()
+            session.rollback()
+        return Hold(held, Stamps(prices, access))
+
+    def _take_with_quota(self, request: HoldRequest) -> Hold:
+        with self._sessions() as session:
+            held = key_quota.take(session, request.quota, user_id=request.user_id,
+                                  settlement_id=request.settlement_id, amount=request.amount, minimum=request.minimum,
+                                  row=request.hold_row(), now=request.created_at, overdraft=request.overdraft)
             prices, access = session.execute(READ_STAMPS).one()
             session.rollback()
         return Hold(held, Stamps(prices, access))

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,12 +28,12 @@ from vault.billing.prices import Rates
 from vault.billing.usage import Usage
 from vault.clock import utcnow
 from vault.errors import Conflict, PaymentRequired, Unauthorized
-from vault.models import ApiKey, BalanceAdjustment, PendingHold, UpstreamKey, UsageRecord, User
+from vault.models import ApiKey, BalanceAdjustment, KeySpend, PendingHold, UpstreamKey, UsageRecord, User
 
 log = logging.getLogger(__name__)
 
 users, api_keys, upstream_keys = User.__table__, ApiKey.__table__, UpstreamKey.__table__
-holds, records = PendingHold.__table__, UsageRecord.__table__
+holds, records, spends = PendingHold.__table__, UsageRecord.__table__, KeySpend.__table__
 
 RESERVE_FULL = (
     update(users)
@@ -120,6 +122,8 @@ class Settlement:
     first_byte_ms: int | None = None
     error: str | None = None
     client_request_id: str | None = None
+    cap_period: str | None = None  # the key's spend-cap period its hold counted in (from the hold row)
+    image_count: int = 0  # images an images call delivered (what it was charged per image for)
 
     def record_values(self) -> dict:
         usage = self.usage
@@ -135,7 +139,7 @@ class Settlement:
             "price_output_nano": self.rates.output, "price_cached_nano": self.rates.cached, "cost_nano": self.cost,
             "hold_nano": self.hold, "first_byte_ms": self.first_byte_ms, "total_ms": self.total_ms,
             "started_at": self.started_at, "finished_at": self.finished_at,
-            "error": (self.error or None) and self.error[:255],
+            "error": (self.error or None) and self.error[:255], "image_count": self.image_count,
         }
 
 
@@ -190,8 +194,9 @@ def settle(session: Session, entry: Settlement) -> bool:
 def write_settlement(session: Session, entry: Settlement) -> None:
     # The hold goes first: on PostgreSQL a concurrent sweeper holding it (FOR UPDATE) makes
     # this wait, then find the record written, instead of the two deadlocking.
-    held = session.scalar(DELETE_HOLD.returning(holds.c.amount_nano), {"settlement_id": entry.settlement_id})
-    entry = replace(entry, hold=held or 0)
+    held = session.execute(DELETE_HOLD.returning(holds.c.amount_nano, holds.c.cap_period),
+                           {"settlement_id": entry.settlement_id}).first()
+    entry = replace(entry, hold=held[0] if held else 0, cap_period=held[1] if held else None)
     session.execute(INSERT_RECORD, entry.record_values())
     write_totals(session, [entry])
     session.commit()
@@ -206,9 +211,11 @@ def settle_batch(session: Session | Connection, entries: list[Settlement]) -> No
     if not entries:
         return
     ids = sorted(entry.settlement_id for entry in entries)
-    held = dict(session.execute(delete(holds).where(holds.c.settlement_id.in_(ids))
-                                .returning(holds.c.settlement_id, holds.c.amount_nano)).all())
-    entries = [replace(entry, hold=held.get(entry.settlement_id, 0)) for entry in entries]
+    held = {row[0]: row[1:] for row in session.execute(
+        delete(holds).where(holds.c.settlement_id.in_(ids))
+        .returning(holds.c.settlement_id, holds.c.amount_nano, holds.c.cap_period))}
+    entries = [replace(entry, hold=held.get(entry.settlement_id, (0,))[0],
+                       cap_period=held.get(entry.settlement_id, (0, None))[1]) for entry in entries]
     session.execute(INSERT_RECORD, [entry.record_values() for entry in entries])
     write_totals(session, entries)
     session.commit()
@@ -240,6 +247,25 @@ def write_totals(session: Session | Connection, entries: list[Settlement]) -> No
     for statement, rows in ((SETTLE_USER, by_user), (SETTLE_API_KEY, by_key), (SETTLE_UPSTREAM_KEY, by_upstream)):
         if rows:
             session.execute(statement, [rows[row_id] for row_id in sorted(rows)])
+    write_key_spend(session, entries)
+
+
+def write_key_spend(session: Session | Connection, entries: list[Settlement]) -> None:
+    """Add what capped keys' calls cost to their period's `key_spend` row (made if missing)."""
+    spent: dict[tuple[int, str], int] = {}
+    for entry in entries:
+        if entry.cap_period is not None and entry.api_key_id is not None:
+            place = (entry.api_key_id, entry.cap_period)
+            spent[place] = spent.get(place, 0) + entry.cost
+    if not spent:
+        return
+    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    for (api_key_id, period), cost in sorted(spent.items()):
+        statement = upsert(spends).values(api_key_id=api_key_id, period=period, spent_nano=cost)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=[spends.c.api_key_id, spends.c.period],
+            set_={"spent_nano": spends.c.spent_nano + statement.excluded.spent_nano}))
 
 
 def _add(totals: dict, **amounts: int) -> None:
@@ -322,7 +348,7 @@ def abandoned_settlement(hold: PendingHold, now: datetime) -> Settlement:
         model=hold.model, status=0, started_at=hold.created_at, finished_at=now,
         total_ms=max(0, min(elapsed, LONGEST_MS)), ending="abandoned", usage_source="estimated",
         cost=min(hold.estimate_nano, hold.amount_nano), hold=hold.amount_nano, error=ABANDONED,
-        client_request_id=hold.client_request_id,
+        client_request_id=hold.client_request_id, cap_period=hold.cap_period,
     )
 
 

@@ -15,12 +15,15 @@ when the balance cannot, the output cap is lowered to what it covers (`output_ca
 `lowered_cap`) and the request is refused only below `HoldPolicy.min_output_tokens`. The
 charge is the upstream's own usage when it reported it for the whole answer; otherwise (no
 usage, or a stream ended early) it is the best of what was reported so far and the estimate
-of what was delivered, recorded with `usage_source = "estimated"`.
+of what was delivered, recorded with `usage_source = "estimated"`. An images call holds its
+`n` images at the model's per-image price and is charged for the images its answer held
+(`Evidence.images`, recorded as `image_count`); a model without an image price is refused
+with a 400 before anything is held or sent.
 """
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from vault.billing import estimate, ledger, prices
@@ -28,8 +31,14 @@ from vault.billing.holds import HoldRequest, Holds, Stamps
 from vault.billing.settler import SettlementWriter
 from vault.billing.usage import NO_USAGE, Evidence, Usage
 from vault.clock import utcnow
+from vault.errors import BadRequest
 from vault.ids import time_ordered_id
+from vault.policies.quota import Quota
 from vault.security import off_hub
+
+# Images are only made with a price to charge them at: never free, never at a token price that means nothing.
+NO_IMAGE_PRICE = ("The Vault has no per-image price for '{model}', so it does not generate images with it; "
+                  "an admin can set one (the price table's `image`, USD per image).")
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class Meter:
         self._first_byte_ms: int | None = None
         self._settled = False
         self._observe = observe
+        self.quota: Quota | None = None  # the key's cap, tokens per minute, concurrency: checked in the hold
 
     def describe(self, model: str, streamed: bool, billable: bool, price_version: int | None = None) -> None:
         """Name the model, the kind of answer and whether the allow-listed action is billed.
@@ -104,6 +114,8 @@ class Meter:
         if self.price is not prices.FREE:
             self.request = (off_hub(estimate.read_request, self.endpoint, payload, size) if large
                             else estimate.read_request(self.endpoint, payload, size))
+            if self.request.images and self.price.image is None:
+                raise BadRequest(NO_IMAGE_PRICE.format(model=self.model[:128]))
             plan = estimate.plan_hold(self.request, self.price, self._prices.limits(self.model, self._price_version),
                                       self._policy.min_output_tokens, self._policy.floor_nano)
             amount, minimum, self.worst_input = plan.amount, plan.minimum, plan.worst_input
@@ -112,7 +124,8 @@ class Meter:
             self.user_id, self.settlement_id, amount, minimum, endpoint=self.endpoint, model=self.model,
             created_at=now, expires_at=now + timedelta(seconds=self._policy.max_age_seconds),
             estimate_nano=plan.estimate_nano if plan else 0, api_key_id=self.api_key_id,
-            client_request_id=self.client_request_id, overdraft=self._policy.overdraft_nano))
+            client_request_id=self.client_request_id, overdraft=self._policy.overdraft_nano,
+            quota=self._quota(self.worst_input)))
         self.hold = taken.amount
         if plan is not None:
             self.output_cap = plan.cap_for(self.hold)
@@ -125,18 +138,23 @@ class Meter:
         cover it. Never settled (a killed worker), the sweeper charges all of it."""
         if amount <= 0:
             return
+        if self.quota is not None:  # the admission's empty hold row gives way to this one
+            self._books.holds.release(self.user_id, self.settlement_id)
         now = utcnow()
         taken = self._books.holds.take(HoldRequest(
             self.user_id, self.settlement_id, amount, amount, endpoint=self.endpoint, model=self.model,
             created_at=now, expires_at=now + timedelta(seconds=self._policy.max_age_seconds), estimate_nano=amount,
             api_key_id=self.api_key_id, client_request_id=self.client_request_id,
-            overdraft=self._policy.overdraft_nano))
+            overdraft=self._policy.overdraft_nano, quota=self._quota(0)))
         self.hold = taken.amount
+
+    def _quota(self, tokens: int) -> Quota | None:
+        return None if self.quota is None else replace(self.quota, tokens=tokens)
 
     def release(self) -> None:
         """Give the hold back untouched and settle nothing: the call was never forwarded (it is
         taken again after the caller's caches are refreshed)."""
-        if self.hold:
+        if self.hold or self.quota is not None:
             self._books.holds.release(self.user_id, self.settlement_id)
         self._settled = True
 
@@ -146,8 +164,8 @@ class Meter:
         The upstream's usage when it reported it for a `complete` answer; the estimate when it
         reported none; for an answer ended early, the best of the two (`estimate.merged`).
         """
-        if self.request is None or (complete and evidence.reported is not None):
-            return evidence.usage, "reported"
+        if self.request is None or self.request.images or (complete and evidence.reported is not None):
+            return evidence.usage, "reported"  # images: counted in the answer itself
         guess = estimate.estimated_usage(self.request, evidence.output_chars, self.output_cap, self.worst_input,
                                          evidence.grounding)
         if evidence.reported is None:
@@ -186,7 +204,8 @@ class Meter:
         self._settled = True
         usage, source = self.charged(evidence, ending == "completed") if evidence else (NO_USAGE, "reported")
         rates = self.price.rates_for(usage.prompt)
-        cost = prices.cost_nano(usage, rates)
+        images = evidence.images if evidence else 0
+        cost = prices.cost_nano(usage, rates) + images * (self.price.image or 0)
         if storage_nano is not None:
             cost, source = cost + storage_nano, "storage"
         entry = ledger.Settlement(
@@ -195,7 +214,7 @@ class Meter:
             total_ms=int((time.perf_counter() - self._started) * 1000), ending=ending, streamed=self.streamed,
             upstream_key_id=upstream_key_id, priced_model=self.price.model, usage=usage, rates=rates,
             cost=cost, hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
-            client_request_id=self.client_request_id, usage_source=source,
+            client_request_id=self.client_request_id, usage_source=source, image_count=images,
         )
         if self._observe is not None:
             self._observe(entry)

@@ -11,6 +11,8 @@ from vault.models.upstream_key import UpstreamKey, UpstreamKeyState
 from vault.models.usage import BalanceAdjustment, KeySpend, ModelPrice, PendingHold, UsageRecord
 from vault.models.user import User
 
-__all__ = ["ApiKey", "BalanceAdjustment", "BillingVersion", "GeminiModel", "Invite", "KeySpend", "ModelAlias",
-           "ModelPrice", "ModelSetting", "PendingHold", "StoredResource", "UploadSession", "UpstreamCooldown", "UpstreamKey", "UpstreamKeyState", "UsageRecord",
-           "User"]
+__all__ = [
+    "ApiKey", "BalanceAdjustment", "BillingVersion", "GeminiModel", "Invite", "KeySpend", "ModelAlias",
+    "ModelPrice", "ModelSetting", "PendingHold", "StoredResource", "UploadSession", "UpstreamCooldown",
+    "UpstreamKey", "UpstreamKeyState", "UsageRecord", "User",
+]

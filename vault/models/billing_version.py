@@ -18,7 +18,11 @@ from vault.extensions import db
 PRICES = "prices"
 ACCESS = "access"
 # Attributes whose change makes a cached Vault key wrong, per model name.
-ACCESS_ATTRIBUTES = {"ApiKey": ("revoked_at", "rate_limit_rpm", "key_hash", "user_id"), "User": ("is_active",)}
+ACCESS_ATTRIBUTES = {
+    "ApiKey": ("revoked_at", "key_hash", "user_id", "expires_at", "allowed_models", "spend_cap_nano",
+               "spend_cap_period", "rate_limit_rpm", "rate_limit_tpm", "max_concurrency", "allowed_ips"),
+    "User": ("is_active", "limits"),
+}
 
 
 class BillingVersion(db.Model):

@@ -20,7 +20,7 @@ past the hold is not relayed, and the stream ends with an in-band error instead 
 import json
 from dataclasses import dataclass, replace
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from vault.access import Caller, authenticate
@@ -31,7 +31,9 @@ from vault.clock import utcnow
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
 from vault.inbound import INLINE_JSON_TOKENS, element_count, encode_json, parse_json, read_body, require_json_type
+from vault.policies.door import check_door, check_model, quota_for
 from vault.proxy.dialects import stream_error_event
+from vault.proxy.images import images_returned
 from vault.proxy.keys import bearer_caller, presented_vault_key
 from vault.proxy.resources import serve_resource, upload_chunk
 from vault.proxy.routes import ACTION_NAMES, UPLOAD_CHUNK, Call, resolve
@@ -76,6 +78,8 @@ def serve() -> Response:
         meter = Meter(vault.books, vault.prices, vault.hold_policy, caller.user_id, caller.api_key_id,
                       call.action.name, client_request_id=g.request_id, observe=lambda entry: observe(vault, entry))
         try:
+            now = utcnow()
+            check_door(caller.policy, now, request.remote_addr or "")
             limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
             if limit != limited_at:  # counted before the body is read; again if a refresh changed the limit
                 enforce_key_limit(vault.limiter, caller.api_key_id, limit)
@@ -86,8 +90,11 @@ def serve() -> Response:
                 if holder is not None:  # Google reads exactly what was checked (a duplicate key cannot hide one)
                     inbound = replace(inbound, body=encode_json(inbound.payload, inbound.large))
             upstream = upstream_request(inbound) if call.action.kind == "model" else None
+            check_model(caller.policy, model_names(inbound, upstream))
             if upstream is not None:
                 meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
+            meter.quota = quota_for(caller.api_key_id, caller.policy, now,
+                                    current_app.config["VAULT_SPEND_CAP_TIMEZONE"])
             stamps = meter.reserve(len(inbound.body), inbound.payload, inbound.large)
             if not refreshed and stale(vault, caller, meter, stamps):
                 meter.release()  # checked against stale keys or prices: give it back, check and hold again
@@ -112,6 +119,19 @@ def serve() -> Response:
             raise
         return respond(answer, upstream, meter)
     raise AssertionError("unreachable: the second pass always returns or raises")
+
+
+def model_names(inbound: Inbound, upstream: UpstreamRequest | None) -> tuple[str, ...]:
+    """The model a call names, as the key's model lists check it: the model called (and what
+    it routes to); a cached content's model; none for calls about no model (files, lists)."""
+    if upstream is not None:
+        return (upstream.model, inbound.call.model)
+    if inbound.call.model:
+        return (inbound.call.model,)
+    if inbound.call.action.name == "cachedContents.create" and isinstance(inbound.payload, dict):
+        model = inbound.payload.get("model")
+        return (model,) if isinstance(model, str) else ()
+    return ()
 
 
 @dataclass(frozen=True)
@@ -223,7 +243,8 @@ def respond(answer: Answer, upstream_request: UpstreamRequest, meter: Meter) -> 
         evidence = None
         if answer.status == 200:
             response = Response(answer.body, status=200, headers=headers)
-            evidence = evidence_of_body(answer.body)
+            asked = upstream_request.extras.get("images")  # images: counted on the bytes, never decoded
+            evidence = Evidence(images=images_returned(answer.body, asked)) if asked else evidence_of_body(answer.body)
         else:
             error = client_error_body(answer.status, answer.body, upstream_request.dialect, answer.key.secret)
             response = Response(json.dumps(error), status=answer.status, mimetype="application/json", headers=cap)
