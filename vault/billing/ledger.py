@@ -124,6 +124,7 @@ class Settlement:
     client_request_id: str | None = None
     cap_period: str | None = None  # the key's spend-cap period its hold counted in (from the hold row)
     image_count: int = 0  # images an images call delivered (what it was charged per image for)
+    fallback_from: str | None = None  # the model first routed to, when a fallback model served the call
 
     def record_values(self) -> dict:
         usage = self.usage
@@ -140,6 +141,7 @@ class Settlement:
             "hold_nano": self.hold, "first_byte_ms": self.first_byte_ms, "total_ms": self.total_ms,
             "started_at": self.started_at, "finished_at": self.finished_at,
             "error": (self.error or None) and self.error[:255], "image_count": self.image_count,
+            "fallback_from": (self.fallback_from or None) and self.fallback_from[:128],
         }
 
 
@@ -259,7 +261,7 @@ def write_key_spend(session: Session | Connection, entries: list[Settlement]) ->
             spent[place] = spent.get(place, 0) + entry.cost
     if not spent:
         return
-    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    dialect = (session.get_bind() if hasattr(session, "get_bind") else session).dialect.name
     upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     for (api_key_id, period), cost in sorted(spent.items()):
         statement = upsert(spends).values(api_key_id=api_key_id, period=period, spent_nano=cost)

@@ -38,12 +38,12 @@ class ApiKey(db.Model):
     spend_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     rate_limit_rpm: Mapped[int | None] = mapped_column()  # None: the global default applies
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    allowed_models: Mapped[list | None] = mapped_column(JSON)
+    allowed_models: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     spend_cap_nano: Mapped[int | None] = mapped_column(BigInteger)
     spend_cap_period: Mapped[str | None] = mapped_column(String(8))
     rate_limit_tpm: Mapped[int | None] = mapped_column(BigInteger)
     max_concurrency: Mapped[int | None] = mapped_column()
-    allowed_ips: Mapped[list | None] = mapped_column(JSON)
+    allowed_ips: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
 
     owner = relationship("User", back_populates="api_keys")
 

@@ -21,7 +21,7 @@ class ModelAlias(db.Model):
 
     alias: Mapped[str] = mapped_column(String(128), primary_key=True)
     target: Mapped[str] = mapped_column(String(128))
-    defaults: Mapped[dict | None] = mapped_column(JSON)
+    defaults: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -33,5 +33,5 @@ class ModelSetting(db.Model):
 
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
     hidden: Mapped[bool] = mapped_column(default=False, server_default=false())
-    fallback: Mapped[list | None] = mapped_column(JSON)
+    fallback: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -33,7 +33,7 @@ class User(UserMixin, db.Model):
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     spend_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    limits: Mapped[dict | None] = mapped_column(JSON)
+    limits: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     api_keys = relationship("ApiKey", back_populates="owner", cascade="all, delete-orphan")
 

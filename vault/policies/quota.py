@@ -74,6 +74,11 @@ def standing(session: Session, api_key_id: int, period: str | None, now: datetim
     return Standing(int(open_holds[0]), int(open_holds[1]) + int(settled[0]), int(spent), settled[1])
 
 
+def named(policy: str) -> dict[str, str]:
+    """The header naming the policy that refused (`vault.policies.door.POLICY_HEADER`)."""
+    return {"X-Vault-Policy": policy}
+
+
 def admit(session: Session, quota: Quota, now: datetime, amount: int, minimum: int | None) -> tuple[int, int | None]:
     """Check the key's limits with its row locked; the (amount, minimum) the balance hold may take.
 
@@ -87,25 +92,26 @@ def admit(session: Session, quota: Quota, now: datetime, amount: int, minimum: i
     if quota.max_concurrency is not None and now_standing.in_flight >= quota.max_concurrency:
         session.rollback()
         raise RateLimited(f"max_concurrency: this key may have {quota.max_concurrency} requests in flight at once; "
-                          "retry when one has finished.", retry_after=1)
+                          "retry when one has finished.", retry_after=1, headers=named("max_concurrency"))
     if quota.rate_limit_tpm is not None and now_standing.tokens_this_minute >= quota.rate_limit_tpm:
         session.rollback()
         wait = 1
         if now_standing.oldest_in_window is not None:
             wait = max(1, math.ceil((now_standing.oldest_in_window + WINDOW - now).total_seconds()))
         raise RateLimited(f"rate_limit_tpm: this key's limit of {quota.rate_limit_tpm} tokens per minute is "
-                          "reached.", retry_after=wait)
+                          "reached.", retry_after=wait, headers=named("rate_limit_tpm"))
     if quota.spend_cap_nano is None:
         return amount, minimum
     left = quota.spend_cap_nano - now_standing.spent_this_period
     cap_text = f"${nano_to_json(quota.spend_cap_nano)} {quota.period_label}".strip()
     if left <= 0:
         session.rollback()
-        raise PaymentRequired(f"spend_cap: this key's spend cap of {cap_text} is spent.")
+        raise PaymentRequired(f"spend_cap: this key's spend cap of {cap_text} is spent.",
+                              headers=named("spend_cap"))
     if minimum is not None and left < minimum:
         session.rollback()
         raise PaymentRequired(f"spend_cap: what is left of this key's spend cap of {cap_text} cannot cover the "
-                              "smallest cost of this request.")
+                              "smallest cost of this request.", headers=named("spend_cap"))
     return min(amount, left), minimum
 
 

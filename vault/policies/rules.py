@@ -10,11 +10,15 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import Any
 from zoneinfo import ZoneInfo
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PERIODS = ("day", "week", "month")
 LIFETIME = "life"
+# A Vault key's policy columns (`vault.models.ApiKey`); a user's limits use the same names.
+KEY_COLUMNS = ("expires_at", "allowed_models", "spend_cap_nano", "spend_cap_period", "rate_limit_rpm",
+               "rate_limit_tpm", "max_concurrency", "allowed_ips")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,11 @@ def networks(cidrs: list[str] | None) -> tuple[IPNetwork, ...] | None:
     if cidrs is None:
         return None
     return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def key_settings(key: Any) -> dict[str, Any]:
+    """A key's own policy columns (of an `ApiKey`), in stored form."""
+    return {name: getattr(key, name) for name in KEY_COLUMNS}
 
 
 def tighter(own: int | None, ceiling: int | None, zero_is_unlimited: bool = False) -> int | None:

@@ -21,6 +21,7 @@ from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat
 from vault.errors import Forbidden
 from vault.models import ApiKey, User
+from vault.policies.rules import KEY_COLUMNS, key_settings
 
 GLOB = re.compile(r"[A-Za-z0-9._*?-]{1,128}")
 MAX_ENTRIES = 100
@@ -135,15 +136,6 @@ def refuse_escalation(key: dict, limits: dict | None, default_rpm: int | None) -
         if outer_nets is not None and not any(inner.version == outer.version and inner.subnet_of(outer)
                                               for outer in map(ipaddress.ip_network, outer_nets)):
             raise Forbidden(f"allowed_ips: {cidr} is outside the addresses this account may call from.")
-
-
-KEY_COLUMNS = ("expires_at", "allowed_models", "spend_cap_nano", "spend_cap_period", "rate_limit_rpm",
-               "rate_limit_tpm", "max_concurrency", "allowed_ips")
-
-
-def key_settings(key: ApiKey) -> dict[str, Any]:
-    """A key's own policy columns, in stored form."""
-    return {name: getattr(key, name) for name in KEY_COLUMNS}
 
 
 def change_key_policy(key: ApiKey, fields: PolicyFields, default_rpm: int | None) -> None:

@@ -11,8 +11,7 @@ from vault.billing.money import nano_to_json
 from vault.clock import isoformat
 from vault.models import ApiKey, UsageRecord
 from vault.policies import quota
-from vault.policies.rules import Policy, effective_policy, period_ends, period_of
-from vault.policies.settings import key_settings
+from vault.policies.rules import Policy, effective_policy, key_settings, period_ends, period_of
 from vault.ratelimit import Limiter, per_minute
 
 

@@ -18,6 +18,7 @@ past the hold is not relayed, and the stream ends with an in-band error instead 
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from flask import Response, current_app, g, request
@@ -37,10 +38,12 @@ from vault.proxy.images import images_returned
 from vault.proxy.keys import bearer_caller, presented_vault_key
 from vault.proxy.resources import serve_resource, upload_chunk
 from vault.proxy.routes import ACTION_NAMES, UPLOAD_CHUNK, Call, resolve
-from vault.proxy.translate import Inbound, client_error_body, upstream_request
+from vault.proxy.translate import Inbound, client_error_body
 from vault.ratelimit import enforce_key_limit
 from vault.resources import registry
 from vault.resources.references import references
+from vault.routing import fallback, listing
+from vault.routing import route as routing
 from vault.runtime import VaultRuntime, runtime
 from vault.security import off_hub
 from vault.upstream.client import UpstreamRequest, relayable_headers
@@ -79,7 +82,7 @@ def serve() -> Response:
                       call.action.name, client_request_id=g.request_id, observe=lambda entry: observe(vault, entry))
         try:
             now = utcnow()
-            check_door(caller.policy, now, request.remote_addr or "")
+            caller = enforced(vault, presented, caller, check_door, now, request.remote_addr or "")
             limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
             if limit != limited_at:  # counted before the body is read; again if a refresh changed the limit
                 enforce_key_limit(vault.limiter, caller.api_key_id, limit)
@@ -89,23 +92,25 @@ def serve() -> Response:
                 holder = key_holding(caller, inbound)
                 if holder is not None:  # Google reads exactly what was checked (a duplicate key cannot hide one)
                     inbound = replace(inbound, body=encode_json(inbound.payload, inbound.large))
-            upstream = upstream_request(inbound) if call.action.kind == "model" else None
-            check_model(caller.policy, model_names(inbound, upstream))
+            route = routing.route(vault.routing.table(prices_seen), inbound)  # alias, virtual model, hidden
+            upstream = route.upstream_request() if call.action.kind == "model" and not route.hidden else None
+            caller = enforced(vault, presented, caller, check_model, model_names(inbound, upstream))
             if upstream is not None:
                 meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
             meter.quota = quota_for(caller.api_key_id, caller.policy, now,
                                     current_app.config["VAULT_SPEND_CAP_TIMEZONE"])
-            stamps = meter.reserve(len(inbound.body), inbound.payload, inbound.large)
-            if not refreshed and stale(vault, caller, meter, stamps):
+            stamps = meter.reserve(len(route.inbound.body), route.inbound.payload, route.inbound.large)
+            if not refreshed and (stale(vault, caller, meter, stamps) or route.stale(stamps.prices)):
                 meter.release()  # checked against stale keys or prices: give it back, check and hold again
                 prices_seen = stamps.prices
                 continue
+            route.refuse_hidden()
             if upstream is None:  # files, uploads, cached contents: free, owned, pinned to their key
                 return serve_resource(call, vault, caller, meter, inbound.payload, len(inbound.body))
             if meter.lowered_cap is not None:
-                upstream = upstream_request(inbound, meter.lowered_cap)
+                upstream = route.upstream_request(meter.lowered_cap)
             if holder is None:
-                answer = forward(upstream, vault.upstream, vault.health, vault.max_retries)
+                answer, upstream = forward_routed(vault, route, upstream, meter)
             else:  # the files or cache it names live in one key's project: that key or nothing
                 answer = forward_pinned(upstream, vault.upstream, vault.health, holder.key_id, holder.unavailable)
         except VaultError as exc:
@@ -134,6 +139,24 @@ def model_names(inbound: Inbound, upstream: UpstreamRequest | None) -> tuple[str
     return ()
 
 
+def forward_routed(vault: VaultRuntime, route: "routing.Route", upstream: UpstreamRequest,
+                   meter: Meter) -> tuple[Answer, UpstreamRequest]:
+    """`forward` through the pool, then the model's fallback chain while every key is cooling for it
+    (each fallback re-priced and re-held by `Meter.retarget`); models.list/get answers as callers see them."""
+    def send(request: UpstreamRequest) -> Answer:
+        return forward(request, vault.upstream, vault.health, vault.max_retries)
+
+    def reroute(next_route: "routing.Route") -> UpstreamRequest:
+        inbound = next_route.inbound
+        meter.retarget(next_route.target, len(inbound.body), inbound.payload, inbound.large)
+        return next_route.upstream_request(meter.lowered_cap)
+
+    answer, upstream = fallback.forward_with_fallback(route, upstream, send, reroute)
+    if answer.status == 200 and answer.response is None and listing.rewrites(route):
+        answer = replace(answer, body=listing.rewritten(route, vault.routing.table(), answer.body, vault.prices.limits))
+    return answer, upstream
+
+
 @dataclass(frozen=True)
 class Holder:
     """The upstream key a call must use because of the files or cache it names."""
@@ -157,6 +180,26 @@ def key_holding(caller: Caller, inbound: Inbound) -> Holder | None:
     finally:
         db.session.rollback()
     return Holder(key_id, registry.unavailable_message(refs.names[0]))
+
+
+def enforced(vault: VaultRuntime, presented: str | None, caller: Caller, check: Callable[..., None],
+             *arguments) -> Caller:
+    """`caller` once `check(caller.policy, *arguments)` passes. A refusal by a policy this worker cached is confirmed
+    against the database first: a policy loosened meanwhile must not keep refusing (a refused
+    call never reaches the hold, whose stamps would tell the cache it is stale)."""
+    try:
+        check(caller.policy, *arguments)
+        return caller
+    except VaultError:
+        try:
+            fresh = authenticate(db.session, presented)
+        finally:
+            db.session.rollback()
+        if fresh.access_version == caller.access_version:
+            raise
+        vault.keys.current(caller, fresh.access_version)  # forget what was read before the change
+        check(fresh.policy, *arguments)
+        return fresh
 
 
 def stale(vault: VaultRuntime, caller: Caller, meter: Meter, stamps: Stamps) -> bool:
