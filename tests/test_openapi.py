@@ -280,5 +280,18 @@ def test_live_responses_match_the_document(client, document, check, make_user, a
     check(client.get("/admin/api/prices/gemini-2.5-flash", headers=admin), "/admin/api/prices/{model}", "get")
     check(client.patch(f"/admin/api/api-keys/{key['id']}", json={"rate_limit_rpm": 60}, headers=admin),
           "/admin/api/api-keys/{key_id}", "patch")
+    check(client.patch(f"/admin/api/users/{user['id']}", json={"limits": {"spend_cap": 5, "spend_cap_period": "day",
+                                                                          "visible_models": ["gemini-*"]}},
+                       headers=admin), "/admin/api/users/{user_id}", "patch")
+    policy = {"spend_cap": "1.5", "spend_cap_period": "day", "allowed_models": ["gemini-2.5-*"],
+              "expires_at": "2030-01-01T00:00:00Z", "allowed_ips": ["10.0.0.0/8"], "max_concurrency": 2}
+    check(client.patch(f"/api-keys/{key['id']}", json=policy, headers=ann), "/api-keys/{key_id}", "patch")
+    check(client.patch(f"/api-keys/{key['id']}", json={"spend_cap": 6}, headers=ann), "/api-keys/{key_id}", "patch")
+    check(client.post("/api-keys/", json={"name": "capped", "spend_cap": 1, "spend_cap_period": "day"}, headers=ann),
+          "/api-keys/", "post")
+    check(client.get("/api-keys/", headers=ann), "/api-keys/", "get")
+    check(client.get(f"/admin/api/users/{user['id']}", headers=admin), "/admin/api/users/{user_id}", "get")
     check(client.delete(f"/api-keys/{key['id']}", headers=ann), "/api-keys/{key_id}", "delete")
     check(client.delete(f"/api-keys/{key['id']}", headers=ann), "/api-keys/{key_id}", "delete")
+    check(client.patch(f"/api-keys/{key['id']}", json={"max_concurrency": 1}, headers=ann), "/api-keys/{key_id}",
+          "patch")

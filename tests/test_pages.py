@@ -13,7 +13,7 @@ from vault.runtime import runtime
 
 USER_PAGES = ["/dashboard", "/account/password"]
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/{admin_id}", "/admin/invites", "/admin/keys", "/admin/prices",
-               "/admin/usage", "/admin/usage.csv"]
+               "/admin/usage", "/admin/usage.csv", "/admin/models"]
 PUBLIC_PAGES = ["/login", "/register"]
 
 
@@ -102,7 +102,8 @@ def test_forms_without_csrf_are_refused(client, admin, db_snapshot, path, form):
                                   "/admin/users/1/active", "/admin/users/1/admin", "/admin/keys",
                                   "/admin/keys/1/state", "/admin/keys/1/delete", "/admin/keys/1/check",
                                   "/admin/prices", "/admin/prices/gemini-2.5-flash/delete", "/account/password",
-                                  "/admin/users/1/keys/1/limit", "/admin/invites", "/admin/invites/1/revoke"])
+                                  "/admin/users/1/keys/1/limit", "/admin/invites", "/admin/invites/1/revoke",
+                                  "/admin/models/settings", "/admin/models/aliases", "/admin/models/aliases/x/delete"])
 def test_logged_in_posts_without_csrf_are_refused(browser, admin, db_snapshot, path):
     log_in(browser, "root@example.com")
     before = db_snapshot()

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 from vault.errors import Forbidden, Unauthorized
 from vault.models import ApiKey, User
 from vault.models.billing_version import ACCESS, stamp_of
-from vault.policies.rules import NO_POLICY, Policy, effective_policy
-from vault.policies.settings import KEY_COLUMNS
+from vault.policies.rules import KEY_COLUMNS, NO_POLICY, Policy, effective_policy
 from vault.security import hash_vault_key
 
 # Built once: on the hot path a prepared statement skips SQLAlchemy's expression building.
@@ -28,6 +27,8 @@ KEY_LOOKUP = (
     .join(users, api_keys.c.user_id == users.c.id)
     .where(api_keys.c.key_hash == bindparam("key_hash"))
 )
+
+READ_ACCESS_STAMP = select(stamp_of(ACCESS))
 
 
 @dataclass(frozen=True)

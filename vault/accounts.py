@@ -254,8 +254,20 @@ def revoke_api_key(session: Session, user: User, key_id: int) -> ApiKey:
     return record
 
 
+def find_changeable_key(session: Session, user_id: int | None, key_id: int) -> ApiKey:
+    """A key whose settings may change: `NotFound` if it is not `user_id`'s (any user's with
+    None), `Conflict` once revoked (a revoked key never works again; nothing of it can change)."""
+    record = session.get(ApiKey, key_id)
+    if record is None or (user_id is not None and record.user_id != user_id):
+        raise NotFound("No such API key.")
+    if record.revoked_at is not None:
+        raise Conflict("This key is revoked; its settings can no longer change.")
+    return record
+
+
 def set_key_rate_limit(session: Session, user_id: int | None, key_id: int, per_minute: int | None) -> ApiKey:
-    """Set a key's requests-per-minute limit (None: the global default; 0: none).
+    """Set a key's requests-per-minute limit (None: the global default; 0: none), unchecked
+    against its owner's limits (`vault.policies.settings.change_key_policy` checks them).
 
     With `user_id`, the key must belong to that user.
     """

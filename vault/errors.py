@@ -149,7 +149,7 @@ ERRORS_BY_STATUS = {
                 Conflict, PayloadTooLarge, UnsupportedMediaType, RateLimited, ServiceUnavailable)
 }
 
-OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/embeddings", "/v1beta/openai/")
+OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/embeddings", "/v1/images/", "/v1beta/openai/")
 NATIVE_PATH_PREFIXES = ("/v1beta/", "/v1/", "/upload/")
 API_PATH_PREFIXES = ("/auth/", "/api-keys", "/admin/api/", "/healthz", "/readyz", "/metrics", "/openapi.json")
 

@@ -1,17 +1,23 @@
 """Shared pieces of the JSON API views: validated bodies and the JSON form of records."""
 
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from flask import request
+from flask import current_app, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from vault.billing.money import nano_to_json
 from vault.clock import isoformat
 from vault.errors import BadRequest, ValidationFailed
+from vault.extensions import db
 from vault.inbound import parse_json, require_json_type
 from vault.inbound import read_body as read_request_body
 from vault.models import ApiKey, User
+from vault.policies.rules import Policy, key_settings
+from vault.policies.settings import policy_json, user_limits_json
+from vault.policies.standing import key_standing, policy_of
+from vault.runtime import runtime
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -101,6 +107,7 @@ def user_json(user: User) -> dict[str, Any]:
         "spend": nano_to_json(user.spend_nano),
         "spend_nano_usd": user.spend_nano,
         "created_at": isoformat(user.created_at),
+        "limits": user_limits_json(user),
     }
 
 
@@ -120,5 +127,34 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         "total_tokens": key.total_tokens,
         "spend": nano_to_json(key.spend_nano),
         "spend_nano_usd": key.spend_nano,
-        "rate_limit_rpm": key.rate_limit_rpm,
+    } | policy_json(key_settings(key))
+
+
+def effective_json(policy: Policy, default_rpm: int) -> dict[str, Any]:
+    """The limits the proxy enforces for a key: its own within its owner's (`vault.policies.rules`).
+
+    Model patterns and CIDRs are lists of lists: a call must pass one entry of every list.
+    """
+    rpm = policy.rate_limit_rpm if policy.rate_limit_rpm is not None else default_rpm
+    return {
+        "expires_at": isoformat(policy.expires_at),
+        "allowed_models": [list(rule.globs) for rule in policy.model_rules if rule.policy == "allowed_models"],
+        "visible_models": next((list(rule.globs) for rule in policy.model_rules
+                                if rule.policy == "visible_models"), None),
+        "allowed_ips": [[str(network) for network in networks] for networks in policy.ip_rules],
+        "spend_cap": None if policy.spend_cap_nano is None else nano_to_json(policy.spend_cap_nano),
+        "spend_cap_period": policy.spend_cap_period,
+        "rate_limit_rpm": rpm or None,
+        "rate_limit_tpm": policy.rate_limit_tpm,
+        "max_concurrency": policy.max_concurrency,
+    }
+
+
+def api_key_report_json(key: ApiKey, now: datetime) -> dict[str, Any]:
+    """A key with its effective limits and where it stands against them now."""
+    vault = runtime()
+    zone = current_app.config["VAULT_SPEND_CAP_TIMEZONE"]
+    return api_key_json(key) | {
+        "effective": effective_json(policy_of(key), vault.default_rpm),
+        "standing": key_standing(db.session, vault.limiter, key, zone, vault.default_rpm, now),
     }

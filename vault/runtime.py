@@ -19,6 +19,7 @@ from vault.pool.health import PoolHealth
 from vault.pool.rotator import KeyRotator, RotatorPolicy
 from vault.ratelimit import Limiter, LoginThrottle
 from vault.redisguard import RedisGuard
+from vault.routing.table import RoutingBook
 from vault.security import PasswordHashing, SecretBox
 from vault.upstream.client import UpstreamClient
 
@@ -42,6 +43,7 @@ class VaultRuntime:
     sweeper: Sweeper
     books: Books
     keys: KeyCache
+    routing: RoutingBook
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
@@ -99,6 +101,7 @@ def init_runtime(app: Flask) -> VaultRuntime:
         books=Books(Holds(engine, session_factory),
                     SettlementWriter(engine, session_factory, config["VAULT_SETTLE_DELAY_MS"] / 1000)),
         keys=KeyCache(config["VAULT_KEY_CACHE_SIZE"]),
+        routing=RoutingBook(session_factory, config["VAULT_PRICE_REFRESH_SECONDS"]),
     )
     app.extensions["vault"] = built
     return built

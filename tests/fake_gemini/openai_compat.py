@@ -1,4 +1,4 @@
-"""Gemini's OpenAI-compatible endpoints under /v1beta/openai/: chat, models, embeddings."""
+"""Gemini's OpenAI-compatible endpoints under /v1beta/openai/: chat, models, embeddings, images."""
 
 from tests.fake_gemini import faults
 from tests.fake_gemini.calls import (
@@ -17,7 +17,9 @@ from tests.fake_gemini.payloads import (
     float32_base64,
     openai_chunk,
     openai_completion,
+    openai_images,
     openai_model,
+    png_image,
     prompt_tokens,
     split_chunks,
     truncate,
@@ -37,6 +39,7 @@ def chat(call: Call) -> dict | Stream:
         raise ApiError(faults.invalid_argument(
             "* GenerateContentRequest.contents: contents is not specified\n", with_details=False))
     require_own_resources(call, body)
+    _check_extra_body(body)
     contents, system = _to_contents(messages)
     text = answer_text(call.reply, _last_user(messages))
     cut = False
@@ -62,6 +65,30 @@ def _chunks(call: Call, body: dict, text: str, prompt: int, finish: str) -> list
     events.append(openai_chunk(pieces[-1], call.model, call.response_id, finish,
                                usage if options.get("include_usage") else None))
     return [with_copies(event, "choices", n) for event in events]
+
+
+# Gemini fields a chat body may carry in `extra_body.google` (ai.google.dev/gemini-api/docs/openai).
+GOOGLE_CHAT_FIELDS = ("cached_content", "thinking_config")
+
+
+def _check_extra_body(body: dict) -> None:
+    """`extra_body.google` as Google documents it for chat: only its chat fields, and a thinking
+    config never together with `reasoning_effort` (the two overlap; Google refuses both at once)."""
+    extra = body.get("extra_body")
+    if extra is None:
+        return
+    google = extra.get("google") if isinstance(extra, dict) else None
+    if not isinstance(google, dict) or set(extra) != {"google"}:
+        raise ApiError(faults.invalid_argument("Invalid JSON payload received. Unknown name in \"extra_body\".",
+                                               with_details=False))
+    unknown = sorted(set(google) - set(GOOGLE_CHAT_FIELDS))
+    if unknown:
+        raise ApiError(faults.invalid_argument(
+            f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at 'extra_body.google': Cannot find field.",
+            with_details=False))
+    if "thinking_config" in google and "reasoning_effort" in body:
+        raise ApiError(faults.invalid_argument("reasoning_effort and thinking_config cannot both be set.",
+                                               with_details=False))
 
 
 def _model_of(body: dict) -> str:
@@ -131,7 +158,37 @@ def _embedding_item(index: int, values: list[float], as_base64: bool) -> dict:
     return {"object": "embedding", "index": index, "embedding": vector}
 
 
+# Imagen (and Gemini's image model) as the images endpoint serves them; not in the models list.
+IMAGE_MODELS = ("imagen-3.0-generate-002", "imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001",
+                "imagen-4.0-fast-generate-001", "gemini-2.5-flash-image")
+IMAGE_FIELDS = ("model", "prompt", "n", "size", "response_format")
+
+
+def images(call: Call) -> dict:
+    """POST images/generations: `n` (1 to 4) deterministic PNGs as `b64_json`, fewer when the reply says so.
+
+    Unknown fields are refused as upstream refuses them on this endpoint; no usage is reported.
+    """
+    body = require_object(call.body)
+    call.model = _model_of(body)
+    if call.model not in IMAGE_MODELS:
+        raise ApiError(faults.not_found(f"models/{call.model} is not found for API version v1beta, or is not "
+                                        "supported for predict. Call ListModels to see the list of available "
+                                        "models and their supported methods."))
+    unknown = [name for name in body if name not in IMAGE_FIELDS]
+    if unknown:
+        raise ApiError(faults.invalid_argument(
+            f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.'))
+    prompt, n = body.get("prompt"), body.get("n", 1)
+    if not isinstance(prompt, str) or not prompt:
+        raise ApiError(faults.invalid_argument("prompt is not specified", with_details=False))
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 4:
+        raise ApiError(faults.invalid_argument("Number of images must be between 1 and 4.", with_details=False))
+    made = n if call.reply.images is None else min(call.reply.images, n)
+    return openai_images([png_image(f"{call.model}:{prompt}:{i}", call.reply.image_bytes) for i in range(made)])
+
+
 HANDLERS = {
-    "openai.chat": chat, "openai.embeddings": embeddings,
+    "openai.chat": chat, "openai.embeddings": embeddings, "openai.images": images,
     "openai.listModels": list_models, "openai.getModel": get_model,
 }

@@ -11,6 +11,7 @@ import hashlib
 import re
 import struct
 import time
+import zlib
 
 from tests.fake_gemini.script import Reply
 
@@ -208,3 +209,21 @@ def openai_chunk(text: str, model: str, response_id: str, finish: str | None = N
 def openai_model(name: str) -> dict:
     """One model in the OpenAI list shape (ids keep the `models/` prefix)."""
     return {"id": f"models/{name}", "object": "model", "created": 0, "owned_by": "google"}
+
+
+def png_image(seed: str, pad: int = 0) -> bytes:
+    """A valid 8x8 grey PNG whose shade comes from `seed`, padded with a `tEXt` chunk to at least `pad` bytes."""
+    shade = hashlib.sha256(seed.encode()).digest()[0]
+    rows = b"".join(b"\x00" + bytes([shade]) * 8 for _ in range(8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+    filler = chunk(b"tEXt", b"Comment\x00" + b"x" * pad) if pad else b""
+    return b"\x89PNG\r\n\x1a\n" + header + filler + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def openai_images(images: list[bytes]) -> dict:
+    """An images answer of Gemini's OpenAI-compatible endpoint: `created` and the images as `b64_json`."""
+    return {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(image).decode()} for image in images]}

@@ -1,15 +1,15 @@
 """Which operation a request is: the fake's routing table.
 
-Native model methods, the OpenAI-compatible endpoints, the Files API (`/{v}/files`), the
-upload endpoints (`/upload/{v}/files`: resumable start, the session URL's commands,
-multipart) and cachedContents. Anything else is upstream's HTML 404.
+Native model methods, the OpenAI-compatible endpoints (chat, embeddings, images, models), the
+Files API (`/{v}/files`), the upload endpoints (`/upload/{v}/files`: resumable start, the
+session URL's commands, multipart) and cachedContents. Anything else is upstream's HTML 404.
 """
 
 import re
 from typing import NamedTuple
 
 NATIVE_PATH = re.compile(r"^/(?P<version>v1beta|v1)/models(?:/(?P<model>[^/:]+)(?::(?P<method>\w+))?)?$")
-OPENAI_PATH = re.compile(r"^/v1beta/openai/(?P<rest>chat/completions|embeddings|models)"
+OPENAI_PATH = re.compile(r"^/v1beta/openai/(?P<rest>chat/completions|embeddings|images/generations|models)"
                          r"(?:/(?:models/)?(?P<model>[^/]+))?$")
 RESOURCE_PATH = re.compile(r"^/(?P<version>v1beta|v1)/(?P<kind>files|cachedContents)(?:/(?P<id>[^/:]+))?$")
 UPLOAD_PATH = re.compile(r"^/upload/(?P<version>v1beta|v1)/files$")
@@ -17,6 +17,7 @@ NATIVE_POST = {"generateContent", "streamGenerateContent", "countTokens", "embed
                "batchEmbedContents"}
 OPENAI_ROUTES = {("POST", "chat/completions", False): "openai.chat",
                  ("POST", "embeddings", False): "openai.embeddings",
+                 ("POST", "images/generations", False): "openai.images",
                  ("GET", "models", False): "openai.listModels",
                  ("GET", "models", True): "openai.getModel"}
 RESOURCE_ROUTES = {("files", "GET", False): "files.list", ("files", "GET", True): "files.get",

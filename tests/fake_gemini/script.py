@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from tests.fake_gemini.faults import Fault, unavailable
 
-GENERATING = {"generateContent", "streamGenerateContent", "openai.chat"}
+GENERATING = {"generateContent", "streamGenerateContent", "openai.chat", "openai.images"}
 
 
 class Gate:
@@ -139,6 +139,9 @@ class Reply:
     :param search_queries: ground the answer with Google Search: the last (or only) response's
         candidate carries `groundingMetadata` with these `webSearchQueries`.
     :param report_usage: False leaves `usageMetadata` / `usage` out of every response and chunk.
+    :param images: an images call's answer holds at most this many images (None: as many as asked;
+        fewer is what Imagen does when its safety filter drops some).
+    :param image_bytes: pad each generated PNG to at least this many bytes (a large answer).
     """
 
     text: str | None = None
@@ -158,6 +161,8 @@ class Reply:
     die_after: int | None = None
     error_after: int | None = None
     error: Fault = field(default_factory=unavailable)
+    images: int | None = None
+    image_bytes: int = 0
 
 
 Action = Fault | Hang | Reset | Redirect | Reply

@@ -118,3 +118,15 @@ def test_unknown_key_is_rejected():
         with pytest.raises(openai.BadRequestError) as caught:
             client.chat.completions.create(model=MODEL, messages=MESSAGES)
         assert caught.value.body[0]["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+
+
+def test_extra_body_google_takes_the_documented_chat_fields(client, fake_gemini):
+    """Google's form: `extra_body={"extra_body": {"google": {...}}}` sends a top-level `extra_body` object."""
+    thinking = {"extra_body": {"google": {"thinking_config": {"thinking_budget": 0, "include_thoughts": False}}}}
+    client.chat.completions.create(model=MODEL, messages=MESSAGES, extra_body=thinking)
+    assert fake_gemini.last_request.json["extra_body"] == thinking["extra_body"]
+    with pytest.raises(openai.BadRequestError):  # an unknown field of `google`
+        client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                       extra_body={"extra_body": {"google": {"tools": [{"google_search": {}}]}}})
+    with pytest.raises(openai.BadRequestError):  # reasoning_effort and a thinking config overlap
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, reasoning_effort="low", extra_body=thinking)

@@ -98,7 +98,7 @@ def test_malformed_paths_are_400(path, method):
     "/v1beta/models/gemini-2.5-flash:fooBar", "/v1beta/models/gemini-2.5-flash:GenerateContent",
     "/v1beta/models/gemini-2.5-flash:generateContent:x", "/v1beta/models/a/b:generateContent",
     "/v1beta/models/gemini-2.5-flash:predict", "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
-    "/v1beta/openai/files", "/v1beta/openai/batches", "/v1beta/openai/images/generations",
+    "/v1beta/openai/files", "/v1beta/openai/batches", "/v1beta/openai/images/edits", "/v1/images/edits",
     "/v1beta/openai/models/a/b", "/v1beta/openai/chat", "/v1/chat", "/v2/models", "/v1beta",
 ])
 def test_unknown_paths_are_404(path):
@@ -175,4 +175,4 @@ def test_generate_keeps_no_query_and_model_is_reencoded():
 
 
 def test_action_names_are_a_fixed_set():
-    assert "other" not in ACTION_NAMES and len(ACTION_NAMES) == 21
+    assert "other" not in ACTION_NAMES and len(ACTION_NAMES) == 22

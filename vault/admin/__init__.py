@@ -25,7 +25,7 @@ def require_admin():
     return None
 
 
-from vault.admin import views  # noqa: E402,F401  (the pages register themselves on bp)
+from vault.admin import routing_views, views  # noqa: E402,F401  (the pages register themselves on bp)
 
 # The JSON API loads on its first call (pydantic is its cost; see add_lazy_routes).
 add_lazy_routes(bp, "vault.admin.api", [
@@ -44,9 +44,15 @@ add_lazy_routes(bp, "vault.admin.billing_api", [
     ("GET", "/api/prices/<model>", "show_price"),
     ("PUT", "/api/prices/<model>", "put_price"),
     ("DELETE", "/api/prices/<model>", "delete_price"),
-    ("GET", "/api/models", "list_models"),
     ("GET", "/api/usage", "list_usage"),
     ("GET", "/api/usage/summary", "usage_summary"),
+])
+add_lazy_routes(bp, "vault.admin.routing_api", [
+    ("GET", "/api/models", "list_models"),
+    ("PUT", "/api/models/<model>", "put_model"),
+    ("GET", "/api/model-aliases", "list_aliases"),
+    ("PUT", "/api/model-aliases/<alias>", "put_alias"),
+    ("DELETE", "/api/model-aliases/<alias>", "delete_alias"),
 ])
 add_lazy_routes(bp, "vault.admin.invites_api", [
     ("GET", "/api/invites", "list_invites"),

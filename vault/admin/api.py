@@ -14,8 +14,9 @@ from vault.admin.views import refresh_pool
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
 from vault.extensions import db
-from vault.jsonapi import CHANGE_CONFIG, Body, ChangeBody, api_key_json, read_body, user_json
+from vault.jsonapi import CHANGE_CONFIG, Body, ChangeBody, api_key_report_json, read_body, user_json
 from vault.models import UpstreamKey, User
+from vault.policies.settings import PolicyFields, UserLimitFields, change_key_policy, change_user_limits
 from vault.resources import summary
 from vault.runtime import runtime
 
@@ -24,16 +25,18 @@ class AddKeysBody(Body):
     keys: Annotated[list[str], Field(min_length=1, max_length=1000)]
 
 
-class PatchApiKeyBody(ChangeBody):
-    rate_limit_rpm: Annotated[int, Field(ge=0, le=1_000_000)] | None
+class PatchApiKeyBody(PolicyFields):
+    """Any of a Vault key's policy fields; absent ones keep their value, null clears one."""
 
 
 def update_api_key(key_id: int) -> Response:
-    """Set a Vault key's requests-per-minute limit (0 = unlimited, null = the global default)."""
+    """Change any user's Vault key's policy: an admin may lift it above the global default
+    requests per minute, never above its owner's limits (lower those first)."""
     body = read_body(PatchApiKeyBody)
-    key = accounts.set_key_rate_limit(db.session, None, key_id, body.rate_limit_rpm)
+    key = accounts.find_changeable_key(db.session, None, key_id)
+    change_key_policy(key, body, None)
     db.session.commit()
-    return jsonify(api_key_json(key))
+    return jsonify(api_key_report_json(key, utcnow()))
 
 
 class PatchKeyBody(ChangeBody):
@@ -47,6 +50,15 @@ class PatchUserBody(BalanceBody):
 
     is_active: bool | None = None
     is_admin: bool | None = None
+    limits: UserLimitFields | None = None  # null (sent) clears every limit; inside, null clears one
+
+
+def set_limits(user: User, limits: UserLimitFields | None) -> None:
+    """Change the limits sent (`limits: null` clears them all); lowering one lowers every key of the user's."""
+    if limits is None:
+        user.limits = None
+    else:
+        change_user_limits(user, limits)
 
 
 def list_users() -> Response:
@@ -56,7 +68,8 @@ def list_users() -> Response:
 
 
 def update_user(user_id: int) -> Response:
-    """Activate/deactivate a user or grant/revoke admin; an admin cannot lock themselves out."""
+    """Activate/deactivate a user, grant/revoke admin, change their balance or limits; an admin cannot
+    lock themselves out."""
     body = read_body(PatchUserBody)
     user = accounts.get_user(db.session, user_id)
     accounts.refuse_self_lockout(require_user(), user, body.is_active, body.is_admin)
@@ -64,6 +77,8 @@ def update_user(user_id: int) -> Response:
         accounts.set_user_active(db.session, user, body.is_active)
     if body.is_admin is not None:
         user.is_admin = body.is_admin
+    if "limits" in body.model_fields_set:
+        set_limits(user, body.limits)
     change_balance(user, body)
     db.session.commit()
     db.session.refresh(user)

@@ -13,12 +13,12 @@ from sqlalchemy import select
 
 from vault import accounts
 from vault.auth.identity import require_user
-from vault.billing import ledger, limits, prices, queries
+from vault.billing import ledger, prices, queries
 from vault.billing.money import nano_to_json, usd_to_nano
-from vault.clock import isoformat
+from vault.clock import isoformat, utcnow
 from vault.errors import NotFound, ValidationFailed
 from vault.extensions import db
-from vault.jsonapi import Body, ChangeBody, api_key_json, parse_body, read_body, user_json
+from vault.jsonapi import Body, ChangeBody, api_key_report_json, parse_body, read_body, user_json
 from vault.models import BalanceAdjustment, GeminiModel, ModelPrice, User
 from vault.proxy.dialects import normalize_model
 from vault.runtime import runtime
@@ -27,6 +27,8 @@ Usd = Annotated[Decimal, Field(strict=False, ge=-1_000_000, le=1_000_000, decima
 PricePerMillion = Annotated[Decimal, Field(strict=False, ge=0, le=100_000, decimal_places=9, allow_inf_nan=False)]
 # Per 1,000 requests, as Google lists it; six decimals keep the price of one request a whole nano-USD.
 FeePerThousand = Annotated[Decimal, Field(strict=False, ge=0, le=100_000, decimal_places=6, allow_inf_nan=False)]
+# USD per generated image, to the nano-USD.
+PricePerImage = Annotated[Decimal, Field(strict=False, ge=0, le=1_000, decimal_places=9, allow_inf_nan=False)]
 
 
 class BalanceBody(Body):
@@ -55,6 +57,7 @@ class PriceBody(ChangeBody):
     cached_audio_input: PricePerMillion | None = None
     grounding_fee: FeePerThousand | None = None
     grounding_unit: Literal["prompt", "query"] = "prompt"
+    image: PricePerImage | None = None
 
 
 def change_balance(user: User, body: BalanceBody) -> None:
@@ -81,12 +84,13 @@ def ledger_json(check: ledger.LedgerCheck) -> dict[str, Any]:
 
 
 def show_user(user_id: int) -> Response:
-    """One user with their keys, the ledger of balance changes and the balance checked against it."""
-    user = accounts.get_user(db.session, user_id)
+    """One user with their limits, their keys (policy and standing), the ledger of balance changes and
+    the balance checked against it."""
+    user, now = accounts.get_user(db.session, user_id), utcnow()
     adjustments = ledger.recent_adjustments(db.session, user_id)
     (check,) = ledger.check_balances(db.session, user_id)
     return jsonify(user_json(user) | {
-        "api_keys": [api_key_json(key) for key in user.api_keys],
+        "api_keys": [api_key_report_json(key, now) for key in user.api_keys],
         "adjustments": [adjustment_json(a) for a in adjustments],
         "ledger_balance_nano_usd": check.expected,
         "ledger": ledger_json(check),
@@ -99,14 +103,15 @@ def usd(nano: int | None) -> float | None:
 
 
 def price_json(row: ModelPrice) -> dict[str, Any]:
-    """A model's prices: USD per 1M tokens, the grounding fee in USD per 1,000 grounded prompts or queries."""
+    """A model's prices: USD per 1M tokens, the grounding fee in USD per 1,000 grounded prompts or queries,
+    `image` in USD per generated image (null: the model makes no images through the Vault)."""
     fee = row.grounding_fee_nano
     return {"model": row.model, "input": usd(row.input_nano), "output": usd(row.output_nano),
             "cached_input": usd(row.cached_nano), "tier_threshold": row.tier_threshold,
             "input_above": usd(row.input_above_nano), "output_above": usd(row.output_above_nano),
             "cached_input_above": usd(row.cached_above_nano), "audio_input": usd(row.audio_input_nano),
             "cached_audio_input": usd(row.audio_cached_nano), "grounding_fee": usd(None if fee is None else fee * 1000),
-            "grounding_unit": row.grounding_unit, "updated_at": isoformat(row.updated_at)}
+            "grounding_unit": row.grounding_unit, "image": usd(row.image_nano), "updated_at": isoformat(row.updated_at)}
 
 
 def fallback_json(fallback: prices.Price) -> dict[str, Any]:
@@ -159,13 +164,6 @@ def model_json(row: GeminiModel) -> dict[str, Any]:
     return {"model": row.model, "input_token_limit": row.input_token_limit,
             "output_token_limit": row.output_token_limit, "source": row.source,
             "refreshed_at": isoformat(row.refreshed_at)}
-
-
-def list_models() -> Response:
-    """The model table (token limits, read-only here) and the limits assumed for models not in it."""
-    default_in, default_out = runtime().prices.default_limits
-    return jsonify({"models": [model_json(row) for row in limits.list_models(db.session)],
-                    "default": {"input_token_limit": default_in, "output_token_limit": default_out}})
 
 
 class UsageQuery(Body):

@@ -14,6 +14,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from vault.forms import LimitsForm
+
 
 class BalanceForm(FlaskForm):
     mode = RadioField("Change", choices=[("add", "Add to balance"), ("set", "Set balance to")], default="add",
@@ -58,6 +60,7 @@ class PriceForm(FlaskForm):
     grounding_fee = DecimalField("Search grounding (USD per 1,000)", places=None, validators=PRICE)
     grounding_unit = SelectField("Charged per", default="prompt", choices=[
         SelectChoice("prompt", "grounded prompt"), SelectChoice("query", "search query")])
+    image = DecimalField("Image (USD per image)", places=None, validators=[Optional(), finite, NumberRange(0, 1_000)])
 
     def validate_grounding_fee(self, field) -> None:
         """Six decimals at most, so the fee of one request is a whole nano-USD."""
@@ -79,9 +82,15 @@ class UsageFilterForm(FlaskForm):
     until = StringField("Until (date)", validators=[Optional(), Length(max=32)])
 
 
-class KeyLimitForm(FlaskForm):
-    rate_limit_rpm = IntegerField("Requests per minute", validators=[Optional(), NumberRange(0, 1_000_000)],
-                                  description="Empty: the global default. 0: no limit.")
+class UserLimitsForm(LimitsForm):
+    """A user's limits: the ceilings of their keys, and the models they may see at all."""
+
+    visible_models = StringField("Visible models", validators=[Optional(), Length(max=4000)],
+                                 description="Patterns, comma-separated: the only models this user sees and may "
+                                             "call. Empty: every model.")
+
+    NAMES = (*LimitsForm.NAMES, "visible_models")
+    LISTS = (*LimitsForm.LISTS, "visible_models")
 
 
 class InviteForm(FlaskForm):

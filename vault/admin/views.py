@@ -11,15 +11,16 @@ from werkzeug.datastructures import MultiDict
 
 from vault import accounts, pool
 from vault.admin import bp
-from vault.admin.forms import AddKeysForm, BalanceForm, InviteForm, KeyLimitForm, PriceForm, UsageFilterForm
+from vault.admin.forms import AddKeysForm, BalanceForm, InviteForm, PriceForm, UsageFilterForm, UserLimitsForm
 from vault.billing import ledger, limits, queries
 from vault.billing import prices as price_table
 from vault.billing.money import usd_to_nano
 from vault.charts import daily_bars
 from vault.clock import utcnow
+from vault.dashboard.views import key_cards
 from vault.errors import BadRequest, NotFound, ValidationFailed, VaultError
 from vault.extensions import db
-from vault.forms import ActionForm
+from vault.forms import ActionForm, KeyPolicyForm, save_key_policy, save_user_limits, stored_to_form
 from vault.models import ModelPrice, User
 from vault.proxy.dialects import normalize_model
 from vault.resources import summary
@@ -29,7 +30,7 @@ from vault.upstream.failover import check_key
 
 PER_PAGE = 25
 PRICE_FIELDS = ("input", "output", "cached_input", "tier_threshold", "input_above", "output_above",
-                "cached_input_above", "audio_input", "cached_audio_input", "grounding_fee", "grounding_unit")
+                "cached_input_above", "audio_input", "cached_audio_input", "grounding_fee", "grounding_unit", "image")
 
 
 def require_action() -> None:
@@ -67,16 +68,24 @@ def users() -> str:
 
 
 @bp.get("/users/<int:user_id>")
-def user_detail(user_id: int, balance_form: BalanceForm | None = None) -> str:
-    """A user: balance and ledger check, keys, files and caches, recent requests."""
+def user_detail(user_id: int, balance_form: BalanceForm | None = None, limits_form: UserLimitsForm | None = None,
+                posted: tuple[int, KeyPolicyForm] | None = None) -> str:
+    """A user: balance and ledger check, limits, keys with their policy, files and caches, recent requests.
+
+    A form sent back with errors replaces its blank one: `balance_form`, `limits_form`, or `posted`
+    (a key id and its policy form).
+    """
     user = accounts.get_user(db.session, user_id)
     recent, total = queries.page(db.session, queries.Filters(user_id=user.id), 1, 20)
     adjustments = ledger.recent_adjustments(db.session, user.id)
     (check,) = ledger.check_balances(db.session, user.id)
+    keys = accounts.list_api_keys(db.session, user)
+    limits_form = limits_form or UserLimitsForm(formdata=None, data=stored_to_form(user.limits or {}))
     return render_template("admin/user.html", user=user, recent=recent, total=total, adjustments=adjustments,
                            check=check,
                            balance_form=balance_form or BalanceForm(formdata=None), action_form=ActionForm(),
-                           keys=accounts.list_api_keys(db.session, user),
+                           keys=keys, cards=key_cards(keys, posted), posted_key=posted[0] if posted else None,
+                           limits_form=limits_form,
                            default_rpm=runtime().default_rpm,
                            resources=summary.user_resources(db.session, user.id,
                                                             current_app.config["VAULT_USER_STORAGE_BYTES"], utcnow()))
@@ -98,16 +107,28 @@ def user_balance(user_id: int):
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
+@bp.post("/users/<int:user_id>/limits")
+def user_limits(user_id: int):
+    """Set a user's limits: their keys' ceilings and the models they may see (empty fields: none)."""
+    user = accounts.get_user(db.session, user_id)
+    form = UserLimitsForm()
+    if form.validate_on_submit() and save_user_limits(form, user):
+        db.session.commit()
+        flash(f"Limits of {user.email} saved; they apply to every key of theirs from the next request.", "success")
+        return redirect(url_for("admin.user_detail", user_id=user.id, _anchor="limits-title"))
+    return user_detail(user_id, limits_form=form), 400
+
+
 @bp.post("/users/<int:user_id>/keys/<int:key_id>/limit")
-def key_limit(user_id: int, key_id: int):
-    """Set one Vault key's requests-per-minute limit (empty = the global default)."""
-    form = KeyLimitForm()
-    if not form.validate_on_submit():
-        raise BadRequest("Requests per minute must be a whole number from 0 up, or empty.")
-    key = accounts.set_key_rate_limit(db.session, user_id, key_id, form.rate_limit_rpm.data)
-    db.session.commit()
-    flash(f"Rate limit of key {key.name or key.prefix} saved.", "success")
-    return redirect(url_for("admin.user_detail", user_id=user_id))
+def key_policy(user_id: int, key_id: int):
+    """Set one Vault key's policy (above the global default if need be, never above its owner's limits)."""
+    key = accounts.find_changeable_key(db.session, user_id, key_id)
+    form = KeyPolicyForm()
+    if form.validate_on_submit() and save_key_policy(form, key, None):
+        db.session.commit()
+        flash(f"Policy of key {key.name or key.prefix} saved.", "success")
+        return redirect(url_for("admin.user_detail", user_id=user_id, _anchor=f"key-{key.id}"))
+    return user_detail(user_id, posted=(key.id, form)), 400
 
 
 @bp.post("/users/<int:user_id>/active")

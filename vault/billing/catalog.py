@@ -10,9 +10,11 @@ What the columns mean: prices in USD per 1M tokens; `audio_input` / `cached_audi
 audio rates where Google prices audio apart (None: the text rate); the tier prices apply to
 the whole request when the prompt exceeds `tier_threshold` tokens; `grounding` is USD per
 1,000 Google Search grounded prompts (`unit="prompt"`, Gemini 2.x) or search queries
-(`unit="query"`, Gemini 3.x). Google's free grounding allowance (1,500 prompts a day on
-Gemini 2.5, 5,000 queries a month on Gemini 3) belongs to each Google project of the pool,
-and the Vault cannot tell whose request used it, so every grounded request pays.
+(`unit="query"`, Gemini 3.x); `image` is USD per generated image (Imagen, through
+`/v1/images/generations`; their token prices are 0, as Google bills them per image only).
+Google's free grounding allowance (1,500 prompts a day on Gemini 2.5, 5,000 queries a month
+on Gemini 3) belongs to each Google project of the pool, and the Vault cannot tell whose
+request used it, so every grounded request pays.
 
 To update: edit `CATALOG` (and the date above) from the two pages, then run
 `flask --app wsgi billing seed-prices` to add new models, or `--force` to overwrite the
@@ -49,6 +51,7 @@ class CatalogModel:
     cached_above: str | None = None
     grounding: str | None = None
     unit: str = "prompt"
+    image: str | None = None
 
     def price_input(self) -> PriceInput:
         """The prices as `upsert_price` takes them."""
@@ -60,7 +63,7 @@ class CatalogModel:
             tier_threshold=self.tier_threshold, input_above=usd(self.input_above),
             output_above=usd(self.output_above), cached_input_above=usd(self.cached_above),
             audio_input=usd(self.audio_input), cached_audio_input=usd(self.cached_audio),
-            grounding_fee=usd(self.grounding), grounding_unit=self.unit,
+            grounding_fee=usd(self.grounding), grounding_unit=self.unit, image=usd(self.image),
         )
 
 
@@ -92,6 +95,13 @@ CATALOG: tuple[CatalogModel, ...] = (
     CatalogModel("gemini-2.0-flash-lite", 1_048_576, 8_192, "0.075", "0.30"),
     # Embeddings: input only; models.list reports an output limit of 1.
     CatalogModel("gemini-embedding-001", 2_048, 1, "0.15", "0"),
+    # Imagen: per image, Standard tier, as the pricing page lists them (Google marks Imagen 4 deprecated in
+    # favour of Gemini image models). Imagen 3's $0.03 is its price while it was listed, not re-verified here.
+    # Token limits: 480 prompt tokens (Imagen's documented limit); the output limit is models.list's (unverified).
+    CatalogModel("imagen-4.0-generate-001", 480, 8_192, "0", "0", image="0.04"),
+    CatalogModel("imagen-4.0-ultra-generate-001", 480, 8_192, "0", "0", image="0.06"),
+    CatalogModel("imagen-4.0-fast-generate-001", 480, 8_192, "0", "0", image="0.02"),
+    CatalogModel("imagen-3.0-generate-002", 480, 8_192, "0", "0", image="0.03"),
 )
 
 

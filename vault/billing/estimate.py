@@ -30,6 +30,11 @@ Output: the cap the request sends (`generationConfig.maxOutputTokens`, OpenAI `m
 `max_completion_tokens`), else the model's maximum output, times `candidateCount` / `n`.
 Thinking tokens count toward that cap on Gemini 2.5 and 3. A request with a Google Search
 tool adds one grounding fee. Embeddings produce no output.
+
+**Images** (`images.generations`) are priced per image, not per token: the hold is `n` (1
+when not given) times the model's image price, all or nothing (no lower cap can make an
+image cheaper), and it is also what an abandoned one is charged — Google bills the images
+it made, and nobody saw how many that was.
 """
 
 from dataclasses import dataclass, field, replace
@@ -45,6 +50,7 @@ DENSE_MEDIA_EXTRA_PER_BYTE = 3
 TEXT_LIKE = ("text/", "application/json", "application/xml", "application/x-javascript", "application/javascript")
 SEARCH_TOOLS = ("googleSearch", "google_search", "googleSearchRetrieval", "google_search_retrieval")
 GENERATING = ("generateContent", "streamGenerateContent", "chat.completions")
+IMAGES = "images.generations"
 
 
 def tokens_of_chars(chars: int) -> int:
@@ -100,6 +106,7 @@ class RequestEstimate:
     candidates: int = 1
     generates: bool = False
     searched: bool = False
+    images: int = 0  # images asked for (images calls only)
 
     def worst_input(self, input_limit: int) -> int:
         """Worst-case input tokens under the model's input window (per input of a batch)."""
@@ -227,6 +234,8 @@ def read_request(endpoint: str, payload: object, size: int) -> RequestEstimate:
     `payload` (`size` bytes). Reads only the parts of the body that carry input."""
     payload = dict_of(payload)
     tally, inputs = Tally(), 1
+    if endpoint == IMAGES:
+        return RequestEstimate(images=requested_candidates(payload))
     if endpoint == "chat.completions":
         read_openai_chat(tally, payload)
     elif endpoint == "embeddings":
@@ -289,6 +298,9 @@ def plan_hold(request: RequestEstimate, price: Price, limits: tuple[int, int], m
     the minimum covers it with `min_output` tokens (or the request's cap, if lower); `floor_nano`
     is the smallest hold.
     """
+    if request.images:
+        amount = request.images * (price.image or 0)
+        return HoldPlan(max(amount, floor_nano), amount, amount, 0, 0, 1)
     input_limit, output_limit = limits
     worst_input = request.worst_input(input_limit)
     allowed = 0

@@ -18,7 +18,7 @@ usage, or a stream ended early) it is the best of what was reported so far and t
 of what was delivered, recorded with `usage_source = "estimated"`. An images call holds its
 `n` images at the model's per-image price and is charged for the images its answer held
 (`Evidence.images`, recorded as `image_count`); a model without an image price is refused
-with a 400 before anything is held or sent.
+with a 400 before anything is sent (its floor hold is refunded whole).
 """
 
 import time
@@ -89,6 +89,7 @@ class Meter:
         self._settled = False
         self._observe = observe
         self.quota: Quota | None = None  # the key's cap, tokens per minute, concurrency: checked in the hold
+        self.fallback_from: str | None = None  # the model first routed to, when a fallback serves the call
 
     def describe(self, model: str, streamed: bool, billable: bool, price_version: int | None = None) -> None:
         """Name the model, the kind of answer and whether the allow-listed action is billed.
@@ -110,12 +111,11 @@ class Meter:
         off the gevent hub. Sets `output_cap`, and `lowered_cap` when the upstream must be told.
         Returns the version stamps read with the hold.
         """
-        amount, minimum, plan = 0, None, None
+        amount, minimum, plan, unpriced = 0, None, None, False
         if self.price is not prices.FREE:
             self.request = (off_hub(estimate.read_request, self.endpoint, payload, size) if large
                             else estimate.read_request(self.endpoint, payload, size))
-            if self.request.images and self.price.image is None:
-                raise BadRequest(NO_IMAGE_PRICE.format(model=self.model[:128]))
+            unpriced = bool(self.request.images) and self.price.image is None  # refused below, after the stamps
             plan = estimate.plan_hold(self.request, self.price, self._prices.limits(self.model, self._price_version),
                                       self._policy.min_output_tokens, self._policy.floor_nano)
             amount, minimum, self.worst_input = plan.amount, plan.minimum, plan.worst_input
@@ -127,6 +127,8 @@ class Meter:
             client_request_id=self.client_request_id, overdraft=self._policy.overdraft_nano,
             quota=self._quota(self.worst_input)))
         self.hold = taken.amount
+        if unpriced and taken.stamps.prices == self.priced_at:  # (a stale price book reloads and asks again)
+            raise BadRequest(NO_IMAGE_PRICE.format(model=self.model[:128]))
         if plan is not None:
             self.output_cap = plan.cap_for(self.hold)
             self.lowered_cap = self.output_cap if self.output_cap < plan.allowed_cap else None
@@ -157,6 +159,17 @@ class Meter:
         if self.hold or self.quota is not None:
             self._books.holds.release(self.user_id, self.settlement_id)
         self._settled = True
+
+    def retarget(self, model: str, size: int, payload: object, large: bool = False) -> Stamps:
+        """Price and hold the call anew for `model`, which serves it instead of the model it was
+        described for (a fallback): the first hold is given back, one at `model`'s price taken
+        (`reserve`), and the record keeps the first model in `fallback_from`."""
+        if self.hold or self.quota is not None:
+            self._books.holds.release(self.user_id, self.settlement_id)
+        self.hold, self.lowered_cap = 0, None
+        self.fallback_from = self.fallback_from or self.model
+        self.describe(model, self.streamed, self.priced, self._price_version)
+        return self.reserve(size, payload, large)
 
     def charged(self, evidence: Evidence, complete: bool = True) -> tuple[Usage, str]:
         """The usage to charge for what an answer showed, and its source ("reported" or "estimated").
@@ -215,6 +228,7 @@ class Meter:
             upstream_key_id=upstream_key_id, priced_model=self.price.model, usage=usage, rates=rates,
             cost=cost, hold=self.hold, first_byte_ms=self._first_byte_ms, error=error,
             client_request_id=self.client_request_id, usage_source=source, image_count=images,
+            fallback_from=self.fallback_from,
         )
         if self._observe is not None:
             self._observe(entry)

@@ -1,4 +1,5 @@
-"""Prices: per-model rates (nano-USD per 1M tokens), the cached price book, and what usage costs.
+"""Prices: per-model rates (nano-USD per 1M tokens, and per generated image), the cached price book,
+and what usage costs.
 
 Every worker keeps the price table (and the models' token limits) in memory. A change is
 written with a bump of the `prices` version stamp in the same transaction; the proxy reads the
@@ -60,12 +61,17 @@ class Rates:
 
 @dataclass(frozen=True)
 class Price:
-    """A model's prices, with the higher tier above `tier_threshold` prompt tokens."""
+    """A model's prices, with the higher tier above `tier_threshold` prompt tokens.
+
+    `image` is nano-USD per generated image (images calls); None: the model makes no images
+    through the Vault.
+    """
 
     model: str
     base: Rates
     tier_threshold: int | None = None
     above: Rates | None = None
+    image: int | None = None
 
     def rates_for(self, prompt_tokens: int) -> Rates:
         """The rates for a request whose prompt has `prompt_tokens` tokens."""
@@ -87,7 +93,7 @@ def price_from_row(row: ModelPrice) -> Price:
         above = Rates(row.input_above_nano, row.output_above_nano or row.output_nano,
                       row.cached_above_nano if row.cached_above_nano is not None else row.cached_nano,
                       grounding=fee, grounding_per_query=per_query)
-    return Price(row.model, base, row.tier_threshold, above)
+    return Price(row.model, base, row.tier_threshold, above, row.image_nano)
 
 
 def grounding_nano(usage: Usage, rates: Rates) -> int:
@@ -189,8 +195,9 @@ def bump_price_version(session: Session) -> None:
 @dataclass(frozen=True)
 class PriceInput:
     """Prices as an admin enters them: USD per 1M tokens (cached input defaults to input;
-    audio prices default to the text ones), and the grounding fee in USD per 1,000 grounded
-    prompts (or search queries when `grounding_unit` is `query`)."""
+    audio prices default to the text ones), the grounding fee in USD per 1,000 grounded
+    prompts (or search queries when `grounding_unit` is `query`), and `image` in USD per
+    generated image (None: no images)."""
 
     input: Decimal
     output: Decimal
@@ -203,6 +210,7 @@ class PriceInput:
     cached_audio_input: Decimal | None = None
     grounding_fee: Decimal | None = None
     grounding_unit: str = "prompt"
+    image: Decimal | None = None
 
 
 def nano(value: Decimal | None) -> int | None:
@@ -221,6 +229,7 @@ def write_price(session: Session, model: str, prices: PriceInput) -> ModelPrice:
     row.audio_input_nano, row.audio_cached_nano = nano(prices.audio_input), nano(prices.cached_audio_input)
     row.grounding_fee_nano = None if prices.grounding_fee is None else usd_to_nano(prices.grounding_fee / 1000)
     row.grounding_unit = prices.grounding_unit
+    row.image_nano = nano(prices.image)
     session.add(row)
     return row
 

@@ -98,14 +98,14 @@ def record_json(record: UsageRecord) -> dict[str, Any]:
         "prompt_tokens": record.prompt_tokens,
         "cached_tokens": record.cached_tokens, "tool_prompt_tokens": record.tool_prompt_tokens,
         "candidates_tokens": record.candidates_tokens, "thoughts_tokens": record.thoughts_tokens,
-        "output_tokens": record.output_tokens, "total_tokens": record.total_tokens,
+        "output_tokens": record.output_tokens, "total_tokens": record.total_tokens, "image_count": record.image_count,
         "price": {"input": nano_to_json(record.price_input_nano), "output": nano_to_json(record.price_output_nano),
                   "cached_input": nano_to_json(record.price_cached_nano)},
         "cost": nano_to_json(record.cost_nano), "cost_nano_usd": record.cost_nano,
         "hold": nano_to_json(record.hold_nano),
         "first_byte_ms": record.first_byte_ms, "total_ms": record.total_ms,
         "started_at": isoformat(record.started_at), "finished_at": isoformat(record.finished_at),
-        "error": record.error,
+        "error": record.error, "fallback_from": record.fallback_from,
     }
 
 

@@ -71,11 +71,13 @@ NO_USAGE = Usage()
 class Evidence:
     """What an answer (or the part of a stream relayed so far) showed of its usage: the last
     usage it reported (None if none), the most Search queries it showed, and the characters of
-    candidate / choice text it carried (for an estimate when nothing was reported)."""
+    candidate / choice text it carried (for an estimate when nothing was reported); for an
+    images call, the images it held (`vault.proxy.images.images_returned`)."""
 
     reported: Usage | None = None
     grounding: int = 0
     output_chars: int = 0
+    images: int = 0
 
     @property
     def usage(self) -> Usage:

@@ -12,5 +12,6 @@ from vault.dashboard import views  # noqa: E402,F401  (the pages register themse
 add_lazy_routes(bp, "vault.dashboard.api", [
     ("POST", "/api-keys/", "api_create_key"),
     ("GET", "/api-keys/", "api_list_keys"),
+    ("PATCH", "/api-keys/<int:key_id>", "api_update_key"),
     ("DELETE", "/api-keys/<int:key_id>", "api_revoke_key"),
 ])

@@ -1,4 +1,4 @@
-"""The user's dashboard: balance, keys, usage and a quick start."""
+"""The user's dashboard: balance, keys with their policy and standing, usage and a quick start."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,17 +7,54 @@ from flask_login import current_user, login_required
 
 from vault import accounts
 from vault.billing import queries
+from vault.billing.money import usd_to_nano
 from vault.charts import daily_bars
 from vault.clock import utcnow
 from vault.dashboard import bp
 from vault.dashboard.forms import CreateKeyForm
 from vault.errors import BadRequest
 from vault.extensions import db
-from vault.forms import ActionForm
+from vault.forms import ActionForm, KeyPolicyForm, save_key_policy, stored_to_form
+from vault.models import ApiKey
+from vault.policies.rules import key_settings
+from vault.policies.standing import key_standing
 from vault.resources import summary
+from vault.runtime import runtime
 from vault.templating import number, usd
 
 CHART_DAYS = 14
+PERIOD_WORDS = {"day": "today", "week": "this week", "month": "this month", None: "in all"}
+
+
+def standing_lines(standing: dict, lifetime_spend: int) -> list[dict]:
+    """A key's standing as meter lines: what is used against its limit (None: no limit). Without a
+    cap, the spend shown is the key's whole spend."""
+    cap = None if standing["spend_cap"] is None else usd_to_nano(str(standing["spend_cap"]))
+    spent = lifetime_spend if cap is None else usd_to_nano(str(standing["spend_this_period"]))
+    rows = [
+        ("spend", f"Spend {PERIOD_WORDS[standing['spend_cap_period']]}", spent, cap, usd),
+        ("rpm", "Requests this minute", standing["requests_this_minute"], standing["rate_limit_rpm"], number),
+        ("tpm", "Tokens this minute", standing["tokens_this_minute"], standing["rate_limit_tpm"], number),
+        ("concurrency", "In flight", standing["in_flight"], standing["max_concurrency"], number),
+    ]
+    return [{"name": name, "label": label, "used": used, "limit": limit,
+             "text": f"{shown(used)} of {shown(limit)}" if limit is not None else f"{shown(used)} · no limit"}
+            for name, label, used, limit, shown in rows]
+
+
+def key_cards(keys: list[ApiKey], posted: tuple[int, KeyPolicyForm] | None = None) -> dict[int, dict]:
+    """Each active key's standing and policy form; `posted` is a (key id, form) sent back with errors."""
+    vault, now = runtime(), utcnow()
+    zone = current_app.config["VAULT_SPEND_CAP_TIMEZONE"]
+    cards = {}
+    for key in keys:
+        if key.revoked_at is None:
+            standing = key_standing(db.session, vault.limiter, key, zone, vault.default_rpm, now)
+            form = KeyPolicyForm(formdata=None, data=stored_to_form(key_settings(key)))
+            cards[key.id] = {"standing": standing, "lines": standing_lines(standing, key.spend_nano), "form": form}
+    if posted is not None and posted[0] in cards:
+        cards[posted[0]]["form"] = posted[1]
+    return cards
 
 
 def public_base_url() -> str:
@@ -25,7 +62,7 @@ def public_base_url() -> str:
     return (current_app.config["VAULT_PUBLIC_URL"] or request.host_url).rstrip("/")
 
 
-def dashboard_context(user, form: CreateKeyForm, new_key=None) -> dict:
+def dashboard_context(user, form: CreateKeyForm, new_key=None, posted=None) -> dict:
     today = datetime.now(UTC).date()
     since = datetime.combine(today - timedelta(days=CHART_DAYS - 1), datetime.min.time(), UTC)
     daily = queries.by_day_and_model(db.session, queries.Filters(user_id=user.id, since=since))
@@ -34,6 +71,8 @@ def dashboard_context(user, form: CreateKeyForm, new_key=None) -> dict:
     return {
         "user": user, "form": form, "action_form": ActionForm(), "new_key": new_key, "keys": keys,
         "key_names": {key.id: key.name or key.prefix for key in keys}, "recent": recent,
+        "cards": key_cards(keys, posted), "posted_key": posted[0] if posted else None,
+        "default_rpm": runtime().default_rpm,
         "revoke_notes": summary.revoke_notes(db.session, user.id, keys, utcnow()),
         "requests_chart": daily_bars(daily, today, CHART_DAYS, "requests", lambda v: f"{number(v)} requests"),
         "tokens_chart": daily_bars(daily, today, CHART_DAYS, "total_tokens", lambda v: f"{number(v)} tokens"),
@@ -63,6 +102,21 @@ def create_key() -> str | tuple[str, int]:
     response = render_template("dashboard/home.html", **dashboard_context(user, CreateKeyForm(formdata=None),
                                                                          new_key=new_key))
     return response, 201
+
+
+@bp.post("/dashboard/keys/<int:key_id>/policy")
+@login_required
+def key_policy(key_id: int):
+    """Change one of the user's keys' policy, within what their account allows."""
+    user = current_user._get_current_object()
+    key = accounts.find_changeable_key(db.session, user.id, key_id)
+    form = KeyPolicyForm()
+    if form.validate_on_submit() and save_key_policy(form, key, runtime().default_rpm):
+        db.session.commit()
+        flash(f"Policy of key {key.name or key.prefix + '…'} saved; it applies to the next request.", "success")
+        return redirect(url_for("dashboard.home", _anchor=f"key-{key.id}"))
+    context = dashboard_context(user, CreateKeyForm(formdata=None), posted=(key.id, form))
+    return render_template("dashboard/home.html", **context), 400
 
 
 @bp.post("/dashboard/keys/<int:key_id>/revoke")

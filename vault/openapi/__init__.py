@@ -13,6 +13,7 @@ from copy import deepcopy
 from flask import Flask
 
 from vault.openapi.paths import api_paths, operations_paths, proxy_paths
+from vault.openapi.routing import routing_paths, routing_schemas
 from vault.openapi.schemas import (
     INT,
     STR,
@@ -34,6 +35,7 @@ PATH_PARAMETERS = {
     "key_id": ({"type": INT}, "A key's id."),
     "invite_id": ({"type": INT}, "An invite's id."),
     "model": ({"type": STR}, "A model name such as `gemini-2.5-flash` (without `models/`)."),
+    "alias": ({"type": STR}, "A model alias such as `fast` (without `models/`)."),
     "path": ({"type": STR}, "The rest of the path, e.g. `chat/completions`; it may contain `/`."),
     "file": ({"type": STR}, "A file's id (`abc123` of `files/abc123`)."),
     "cache": ({"type": STR}, "A cached content's id (`xyz` of `cachedContents/xyz`)."),
@@ -70,10 +72,10 @@ def build_openapi(app: Flask) -> Schema:
         "openapi": "3.1.0",
         "info": {"title": "Gemini-Vault", "version": API_VERSION, "description": DESCRIPTION},
         "tags": TAGS,
-        "paths": with_path_parameters(api_paths() | proxy_paths() | operations_paths(app)),
+        "paths": with_path_parameters(api_paths() | routing_paths() | proxy_paths() | operations_paths(app)),
         "components": {
             "schemas": body_schemas() | account_schemas() | pool_schemas() | resource_schemas() | billing_schemas()
-            | error_schemas() | gemini_schemas() | openai_schemas(),
+            | error_schemas() | gemini_schemas() | openai_schemas() | routing_schemas(),
             "securitySchemes": security_schemes(app.config.get("SESSION_COOKIE_NAME", "session")),
             "headers": {
                 "RetryAfter": {"description": "Seconds until a retry can succeed.", "schema": {"type": INT}},

@@ -9,7 +9,7 @@ from vault.admin.api import AddKeysBody, PatchApiKeyBody, PatchKeyBody, PatchUse
 from vault.admin.billing_api import PriceBody, UsageQuery
 from vault.admin.invites_api import NewInviteBody
 from vault.auth.api import CredentialsBody, PasswordChangeBody, RegisterBody
-from vault.dashboard.api import NewKeyBody
+from vault.dashboard.api import KeyPolicyBody, NewKeyBody
 from vault.openapi.schemas import INT, STR, Schema, array, ref, typed
 
 NATIVE_VERSIONS = ("v1beta", "v1")
@@ -25,17 +25,20 @@ ERROR_MEANINGS = {
     400: "The request is not valid (for the JSON API, `fields` says which fields and why).",
     401: "Missing, invalid or revoked credentials.",
     402: "The caller's balance is spent, or cannot cover the request's input and the smallest output cap "
-         "(`VAULT_MIN_OUTPUT_TOKENS`).",
-    403: "Not allowed: a deactivated account, a key not allowed here, an admin-only route, or sign-up closed "
-         "or needing a valid invite code.",
+         "(`VAULT_MIN_OUTPUT_TOKENS`), or the key's `spend_cap` is reached for its period (`X-Vault-Policy`).",
+    403: "Not allowed: a deactivated account, a key not allowed here (its `expires_at`, `allowed_models`, "
+         "`visible_models` or `allowed_ips` policy, named in `X-Vault-Policy`), a key policy above the owner's "
+         "limits (the message names the field), an admin-only route, or sign-up closed or needing a valid "
+         "invite code.",
     404: "Not found.",
-    409: "A record with this identity already exists, or the record can no longer change.",
+    409: "A record with this identity already exists, or the record can no longer change (a revoked key).",
     405: "The path is served, but not with this method (`Allow` names the one that is).",
     411: "An upload chunk without `Content-Length`.",
     408: "The request body did not arrive within `VAULT_BODY_TIMEOUT_SECONDS`.",
     413: "The request body is larger than `VAULT_MAX_BODY_BYTES`.",
     415: "The request body is not declared as JSON (`Content-Type: application/json`).",
-    429: "Too many requests (a rate limit, failed logins, sign-ups from one address, or every upstream key "
+    429: "Too many requests (a rate limit, or a key's `rate_limit_rpm`, `rate_limit_tpm` or `max_concurrency` "
+         "named in `X-Vault-Policy`, failed logins, sign-ups from one address, or every upstream key "
          "cooling down); "
          "`Retry-After` says when to try again.",
     502: "The upstream failed on every key tried.",
@@ -115,14 +118,21 @@ def account_paths() -> dict[str, Schema]:
         "/auth/csrf-token": {"get": api("csrfToken", "A CSRF token for session callers", "accounts",
                                         (200, reply("The token.", ref("CsrfToken"))), security=PUBLIC)},
         "/api-keys/": {
-            "get": api("listApiKeys", "The caller's keys with usage (never the keys)", "api-keys",
-                       (200, reply("The keys.", array(ref("ApiKey")))), 401),
-            "post": api("createApiKey", "Mint a Vault key (shown in full this once)", "api-keys",
-                        (201, reply("The new key.", ref("NewApiKey"))), 400, 401, 413,
+            "get": api("listApiKeys", "The caller's keys with usage, policy and standing (never the keys)",
+                       "api-keys", (200, reply("The keys.", array(ref("ApiKey")))), 401),
+            "post": api("createApiKey", "Mint a Vault key (shown in full this once), with its policy", "api-keys",
+                        (201, reply("The new key.", ref("NewApiKey"))), 400, 401, 403, 413,
                         requestBody=json_body(NewKeyBody, required=False), security=USER_WRITE),
         },
-        "/api-keys/{key_id}": {"delete": api("revokeApiKey", "Revoke a key; it stops working at once", "api-keys",
-                                             (204, done), 400, 401, 404, security=USER_WRITE)},
+        "/api-keys/{key_id}": {
+            "patch": api("updateApiKeyPolicy", "Change one of the caller's keys' policy", "api-keys",
+                         (200, reply("The key.", ref("ApiKey"))), 400, 401, 403, 404, 409, 413,
+                         requestBody=json_body(KeyPolicyBody), security=USER_WRITE,
+                         description="Within the account's limits (403 naming the field otherwise). Someone "
+                                     "else's key is 404; a revoked key is 409."),
+            "delete": api("revokeApiKey", "Revoke a key; it stops working at once", "api-keys",
+                          (204, done), 400, 401, 404, security=USER_WRITE),
+        },
     }
 
 
@@ -135,7 +145,7 @@ def admin_paths() -> dict[str, Schema]:
         "/admin/api/users/{user_id}": {
             "get": api("showUser", "A user with their keys and balance ledger", "admin",
                        (200, reply("The user.", ref("UserDetail"))), 401, 403, 404),
-            "patch": api("updateUser", "Change a user's balance, activation or role", "admin",
+            "patch": api("updateUser", "Change a user's balance, activation, role or limits", "admin",
                          (200, reply("The user.", ref("User"))), 400, 401, 403, 404, 413,
                          requestBody=json_body(PatchUserBody), security=USER_WRITE),
         },
@@ -147,8 +157,10 @@ def admin_paths() -> dict[str, Schema]:
                         "again, `key_removed` is gone for good. Any of the user's active Vault keys may use "
                         "a `live` one, whichever key made it.")},
         "/admin/api/api-keys/{key_id}": {"patch": api(
-            "updateApiKey", "Set a Vault key's rate limit", "admin", (200, reply("The key.", ref("ApiKey"))),
-            400, 401, 403, 404, 413, requestBody=json_body(PatchApiKeyBody), security=USER_WRITE)},
+            "updateApiKey", "Change any Vault key's policy", "admin", (200, reply("The key.", ref("ApiKey"))),
+            400, 401, 403, 404, 409, 413, requestBody=json_body(PatchApiKeyBody), security=USER_WRITE,
+            description="Never above the owner's limits (403 naming the field): raise those first. A revoked key "
+                        "is 409.")},
         "/admin/api/upstream-keys": {
             "get": api("listUpstreamKeys", "The upstream key pool with health", "admin",
                        (200, reply("The pool.", array(ref("UpstreamKey")))), 401, 403,
@@ -202,7 +214,7 @@ def billing_paths() -> dict[str, Schema]:
             "delete": api("deletePrice", "Remove a model's price (the fallback applies)", "billing", (204, done),
                           400, 401, 403, 404, security=USER_WRITE),
         },
-        "/admin/api/models": {"get": api("listModels", "Every model's token limits (read-only)", "billing",
+        "/admin/api/models": {"get": api("listModels", "Every model's token limits and routing settings", "billing",
                                          (200, reply("The model table.", ref("ModelLimitList"))), 401, 403)},
         "/admin/api/usage": {"get": api("listUsage", "Usage records, newest first", "billing",
                                         (200, reply("A page of records.", ref("UsagePage"))), 400, 401, 403,
@@ -336,14 +348,24 @@ def openai_paths() -> dict[str, Schema]:
     chat = {"requestBody": json_body("ChatCompletionRequest")}
     embed = {"requestBody": json_body("EmbeddingsRequest")}
     vectors = reply("The vectors.", ref("EmbeddingsResponse"))
+    images = {"requestBody": json_body("ImagesRequest"),
+              "description": "Imagen through Gemini's OpenAI-compatible images endpoint, billed per image returned "
+                             "at the model's image price (a model without one: 400). Only `model`, `prompt`, `n` "
+                             "(1-4), `size` and `response_format` (`b64_json`) are accepted; never streamed."}
+    pictures = reply("The images, base64-encoded.", ref("ImagesResponse"))
     return {
         "/v1/chat/completions": {"post": proxy("chatCompletions", "Chat, whole or streamed", "openai", chat_ok,
                                                envelope, **chat)},
         "/v1/embeddings": {"post": proxy("embeddings", "Embed texts", "openai", vectors, envelope, **embed)},
+        "/v1/images/generations": {"post": proxy("imagesGenerations", "Generate images", "openai", pictures,
+                                                 envelope, **images)},
         "/v1beta/openai/chat/completions": {"post": proxy("openai.chatCompletions", "Chat (Gemini's OpenAI base)",
                                                           "openai", chat_ok, envelope, **chat)},
         "/v1beta/openai/embeddings": {"post": proxy("openai.embeddings", "Embed texts (Gemini's OpenAI base)",
                                                     "openai", vectors, envelope, **embed)},
+        "/v1beta/openai/images/generations": {"post": proxy("openai.imagesGenerations",
+                                                             "Generate images (Gemini's OpenAI base)", "openai",
+                                                             pictures, envelope, **images)},
         "/v1beta/openai/models": {"get": proxy("openai.listModels", "List models (Gemini's OpenAI base)", "openai",
                                                reply("The models.", ref("OpenAIModelList")), envelope)},
         "/v1beta/openai/models/{model}": {"get": proxy("openai.getModel", "Get a model (Gemini's OpenAI base)",

@@ -9,33 +9,54 @@ from vault.admin.api import AddKeysBody, PatchApiKeyBody, PatchKeyBody, PatchUse
 from vault.admin.billing_api import PriceBody
 from vault.admin.invites_api import NewInviteBody
 from vault.auth.api import CredentialsBody, PasswordChangeBody, RegisterBody
-from vault.dashboard.api import NewKeyBody
+from vault.dashboard.api import KeyPolicyBody, NewKeyBody
 
 Schema = dict[str, Any]
 
 INT, NUM, STR, BOOL = "integer", "number", "string", "boolean"
 BODY_MODELS: tuple[type[BaseModel], ...] = (
-    RegisterBody, CredentialsBody, PasswordChangeBody, NewKeyBody, PatchApiKeyBody, AddKeysBody, PatchKeyBody,
-    PatchUserBody, PriceBody, NewInviteBody,
+    RegisterBody, CredentialsBody, PasswordChangeBody, NewKeyBody, KeyPolicyBody, PatchApiKeyBody, AddKeysBody,
+    PatchKeyBody, PatchUserBody, PriceBody, NewInviteBody,
 )
+POLICY_NOTE = ("`expires_at` ISO 8601 (without a zone, UTC); `allowed_models` model name patterns (`*` any "
+               "characters, `?` one); `spend_cap` USD per `spend_cap_period` (`day`, `week` from Monday, `month`, "
+               "starting at midnight in `VAULT_SPEND_CAP_TIMEZONE`; null: over the key's whole life); "
+               "`rate_limit_rpm` (0: no limit of the key's own; null: the global default), `rate_limit_tpm`, "
+               "`max_concurrency`; `allowed_ips` CIDRs or addresses. A field left out keeps its value, null "
+               "clears it; a field the Vault does not know is refused (400). A key never gets more than its "
+               "owner's limits (403 naming the field).")
 BODY_NOTES = {
     "RegisterBody": "`invite_code` is needed (and used up) when `VAULT_REGISTRATION=invite`, ignored otherwise.",
     "NewInviteBody": "An optional note (who it is for) and expiry (ISO 8601, in the future; without a zone, UTC). "
                      "The body may be empty.",
     "CredentialsBody": "JSON form of the credentials; the OAuth2 password form (`username`, `password`) works too.",
-    "NewKeyBody": "An optional name for the new key; the body may be empty.",
-    "PatchApiKeyBody": "A Vault key's requests-per-minute limit: 0 = unlimited, null = the global default.",
+    "NewKeyBody": "An optional name for the new key and, optionally, its policy; the body may be empty. "
+                  + POLICY_NOTE + " An owner's `rate_limit_rpm` is also held to the global default "
+                  "(`VAULT_RATE_LIMIT_RPM`) when their account has no limit.",
+    "KeyPolicyBody": "The owner's change to one of their keys' policy. " + POLICY_NOTE
+                     + " An owner's `rate_limit_rpm` is also held to the global default (`VAULT_RATE_LIMIT_RPM`) "
+                       "when their account has no limit.",
+    "PatchApiKeyBody": "An admin's change to any Vault key's policy. " + POLICY_NOTE
+                       + " An admin may lift `rate_limit_rpm` above the global default; to go above the owner's "
+                         "limits, raise those first (`PATCH /admin/api/users/{user_id}` with `limits`).",
+    "UserLimitFields": "A user's limits: ceilings of their keys' policy fields (a key without its own value gets "
+                       "the user's; a key's own value above it is lowered to it), plus `visible_models`, the models "
+                       "the user may see and call at all. Inside `limits`, a field left out keeps its value and "
+                       "null clears it; `limits: null` clears them all.",
     "AddKeysBody": "Upstream Gemini keys to add to the pool; keys already pooled are reported, not duplicated.",
     "PatchKeyBody": "Enable or disable an upstream key by hand, or relabel it. `proxy_url` sends all of the key's "
                     "traffic through an HTTP(S) or SOCKS5 proxy (`http`, `https`, `socks5`, `socks5h`; "
                     "`scheme://[user:password@]host[:port]`); null clears it (the default egress again).",
     "PatchUserBody": "Send `balance` (set) or `balance_delta` (add), not both, with a `reason`; "
-                     "`is_active` and `is_admin` change the account. Admins cannot lock themselves out.",
+                     "`is_active` and `is_admin` change the account, `limits` its keys' ceilings "
+                     "(`UserLimitFields`). Admins cannot lock themselves out.",
     "PriceBody": "USD per 1M tokens; the `_above` prices apply to prompts longer than `tier_threshold` tokens. "
                  "Audio prompt tokens pay `audio_input` (cached: `cached_audio_input`; empty = the text prices); "
                  "above the tier audio pays the `_above` input prices. `grounding_fee` is USD per 1,000 "
                  "requests grounded with Google Search (`grounding_unit: prompt`) or per 1,000 search queries "
-                 "(`query`); empty = no fee. A change applies to the next request on every worker.",
+                 "(`query`); empty = no fee. `image` is USD per generated image (`/v1/images/generations`); "
+                 "empty = the model makes no images through the Vault (refused with a 400). A change applies "
+                 "to the next request on every worker.",
 }
 
 # Schema building blocks
@@ -96,6 +117,61 @@ def user_fields() -> dict[str, Schema]:
         "balance": usd(), "balance_nano_usd": typed(INT, description="The balance in nano-USD (exact)."),
         "request_count": typed(INT), "total_tokens": typed(INT), "spend": usd(), "spend_nano_usd": typed(INT),
         "created_at": moment(),
+        "limits": obj(limit_fields() | {
+            "visible_models": patterns("Models the user may see and call at all; null: every model.")},
+            description="What an admin allows this user's keys (null: no limit)."),
+    }
+
+
+def patterns(description: str) -> Schema:
+    """A nullable list of model name patterns."""
+    return typed("array", nullable=True, items=typed(STR), description=description)
+
+
+def limit_fields() -> dict[str, Schema]:
+    """The policy fields a key's own settings and a user's limits share (null: not set)."""
+    return {
+        "allowed_models": patterns("Model name patterns (`*`, `?`); a call must match one."),
+        "spend_cap": usd(nullable=True),
+        "spend_cap_period": typed(STR, nullable=True, enum=["day", "week", "month", None],
+                                  description="null with a cap: over the key's whole life."),
+        "rate_limit_rpm": typed(INT, nullable=True, description="Requests per minute; 0 = no limit; "
+                                                                "null = not set (the global default)."),
+        "rate_limit_tpm": typed(INT, nullable=True, description="Tokens per minute: settled usage of the last "
+                                                                "60 s plus the prompt estimate of calls in flight."),
+        "max_concurrency": typed(INT, nullable=True, description="Requests in flight at once."),
+        "allowed_ips": typed("array", nullable=True, items=typed(STR),
+                             description="CIDRs the client's address must be inside (one of them)."),
+    }
+
+
+def effective_fields() -> dict[str, Schema]:
+    """`vault.jsonapi.effective_json`: what the proxy enforces for a key."""
+    lists = "A call must pass one entry of every list (the key's own, its owner's); [] = no restriction."
+    return {
+        "expires_at": moment(nullable=True),
+        "allowed_models": array(array(typed(STR)), description=lists),
+        "visible_models": patterns("The owner's visible models; null: every model."),
+        "allowed_ips": array(array(typed(STR)), description=lists),
+        "spend_cap": usd(nullable=True), "spend_cap_period": typed(STR, nullable=True),
+        "rate_limit_rpm": typed(INT, nullable=True, description="The global default applied; null: no limit."),
+        "rate_limit_tpm": typed(INT, nullable=True), "max_concurrency": typed(INT, nullable=True),
+    }
+
+
+def standing_fields() -> dict[str, Schema]:
+    """`vault.policies.standing.key_standing`: where a key stands now against its effective limits."""
+    return {
+        "expired": typed(BOOL), "spend_cap": usd(nullable=True), "spend_cap_period": typed(STR, nullable=True),
+        "period": typed(STR, nullable=True, description="The cap period now, e.g. `day:2026-11-27`, "
+                                                        "`week:2026-W48`, `month:2026-11`, `life`; null: no cap."),
+        "period_ends_at": moment(nullable=True),
+        "spend_this_period": usd() | {"description": "USD spent in `period`, requests in flight included "
+                                                     "(0 without a cap)."},
+        "rate_limit_rpm": typed(INT, nullable=True, description="null: no limit."),
+        "requests_this_minute": typed(INT), "rate_limit_tpm": typed(INT, nullable=True),
+        "tokens_this_minute": typed(INT), "max_concurrency": typed(INT, nullable=True), "in_flight": typed(INT),
+        "timezone": typed(STR, description="`VAULT_SPEND_CAP_TIMEZONE`, where cap periods start."),
     }
 
 
@@ -106,8 +182,11 @@ def api_key_fields() -> dict[str, Schema]:
         "created_at": moment(), "revoked_at": moment(nullable=True), "last_used_at": moment(nullable=True),
         "is_active": typed(BOOL), "request_count": typed(INT), "prompt_tokens": typed(INT),
         "output_tokens": typed(INT), "total_tokens": typed(INT), "spend": usd(), "spend_nano_usd": typed(INT),
-        "rate_limit_rpm": typed(INT, nullable=True, description="Requests per minute; 0 = unlimited, "
-                                                                "null = the global default."),
+        "expires_at": moment(nullable=True),
+    } | limit_fields() | {
+        "effective": obj(effective_fields(), description="The limits enforced: the key's own within its "
+                                                         "owner's."),
+        "standing": obj(standing_fields(), description="Where the key stands now against `effective`."),
     }
 
 
@@ -219,7 +298,8 @@ def billing_schemas() -> dict[str, Schema]:
     return {
         "Price": obj({"model": typed(STR)} | rates | tier | {
             "audio_input": usd(nullable=True), "cached_audio_input": usd(nullable=True), "grounding_fee": grounding,
-            "grounding_unit": typed(STR, enum=["prompt", "query"]), "updated_at": moment(),
+            "grounding_unit": typed(STR, enum=["prompt", "query"]),
+            "image": typed(NUM, True, description="USD per generated image; null = no images"), "updated_at": moment(),
         }),
         "PriceList": obj({"prices": array(ref("Price")),
                           "fallback": obj(rates | tier | {"grounding_fee": grounding},
@@ -227,7 +307,14 @@ def billing_schemas() -> dict[str, Schema]:
                                                       "(`VAULT_FALLBACK_*`; audio at the input price, "
                                                       "grounding per prompt).")}),
         "ModelLimits": obj({"model": typed(STR)} | limits | {
-            "source": typed(STR, enum=["catalog", "upstream"]), "refreshed_at": moment()}),
+            "source": typed(STR, enum=["catalog", "upstream", "default"],
+                            description="`default`: not in the table (listed for its routing settings); the "
+                                        "limits are the assumed ones."),
+            "refreshed_at": moment(nullable=True),
+            "hidden": typed(BOOL, description="Left out of models.list and refused (404) when called by this name."),
+            "fallback": typed("array", nullable=True, items=typed(STR),
+                              description="Models tried in order when every key is cooling for this one; "
+                                          "null: none.")}),
         "ModelLimitList": obj({"models": array(ref("ModelLimits")),
                                "default": obj(limits, description="Assumed for models not in the table "
                                                                   "(`VAULT_DEFAULT_*_TOKEN_LIMIT`).")}),
@@ -259,9 +346,12 @@ def usage_record_schema() -> Schema:
                               description="Tokens as the upstream reported them, or estimated by the Vault; "
                                           "storage: a cached content's storage charge (no tokens)."),
         **{name: typed(INT) for name in counts},
+        "image_count": typed(INT, description="Images an images call delivered (each charged the image price)."),
         "price": obj({"input": usd(), "output": usd(), "cached_input": usd()}), "cost": usd(),
         "cost_nano_usd": typed(INT), "hold": usd(), "first_byte_ms": typed(INT, nullable=True),
         "total_ms": typed(INT), "started_at": moment(), "finished_at": moment(), "error": typed(STR, nullable=True),
+        "fallback_from": typed(STR, nullable=True, description="The model the call was routed to first, when "
+                                                               "its fallback chain served it (`model` answered)."),
     })
 
 
@@ -356,6 +446,14 @@ def openai_schemas() -> dict[str, Schema]:
                                     "dimensions": typed(INT), "encoding_format": typed(STR)}, "Texts to embed."),
         "EmbeddingsResponse": loose({"object": typed(STR), "model": typed(STR), "usage": usage, "data": array(loose(
             {"object": typed(STR), "index": typed(INT), "embedding": array(typed(NUM))}, "One vector."))}, "Vectors."),
+        "ImagesRequest": loose({
+            "model": typed(STR, description="An image model with an image price, e.g. imagen-4.0-generate-001."),
+            "prompt": typed(STR, maxLength=8000), "n": typed(INT, minimum=1, maximum=4),
+            "size": typed(STR, description="WIDTHxHEIGHT, e.g. 1024x1024."),
+            "response_format": typed(STR, enum=["b64_json"]),
+        }, "See https://ai.google.dev/gemini-api/docs/openai; no other field is accepted."),
+        "ImagesResponse": loose({"created": typed(INT), "data": array(loose(
+            {"b64_json": typed(STR), "revised_prompt": typed(STR)}, "One image."))}, "The images made."),
         "OpenAIModel": model,
         "OpenAIModelList": loose({"object": typed(STR), "data": array(ref("OpenAIModel"))}, "The models."),
     }

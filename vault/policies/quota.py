@@ -1,8 +1,8 @@
 """Spend caps, tokens per minute and concurrency, enforced inside the hold.
 
 A key whose policy has any of them takes its hold here instead of the one-statement fast
-path (`vault.billing.holds`). One transaction first locks the key's row (a no-op UPDATE:
-a row lock on PostgreSQL, the write lock on SQLite), so two holds of one key are taken one
+path (`vault.billing.holds`). One transaction first locks the owner's and the key's rows
+(no-op UPDATEs: row locks on PostgreSQL, the write lock on SQLite), so two holds of one key are taken one
 after the other on every worker and host; then counts what the key has in flight and
 spent, refuses what a limit forbids, and takes the balance hold with the same conditional
 UPDATEs as `ledger.reserve`, lowered to what is left of the cap. The `pending_holds` row
@@ -30,6 +30,10 @@ from vault.models import ApiKey, KeySpend, PendingHold, UsageRecord
 
 api_keys, holds, records, spends = ApiKey.__table__, PendingHold.__table__, UsageRecord.__table__, KeySpend.__table__
 WINDOW = timedelta(minutes=1)
+users = ledger.users
+# Row locks in the order settlements take them (`ledger.write_totals`: users, then api_keys),
+# so a hold and a settlement of the same key never deadlock.
+LOCK_USER = update(users).where(users.c.id == bindparam("user_id")).values(id=users.c.id)
 LOCK_KEY = update(api_keys).where(api_keys.c.id == bindparam("api_key_id")).values(id=api_keys.c.id)
 
 
@@ -121,6 +125,9 @@ def take(session: Session, quota: Quota, *, user_id: int, settlement_id: str, am
     transaction; commit and return what was held (`ledger.reserve`'s answers for the balance)."""
     row = row | {"cap_period": quota.period, "tokens": quota.tokens}
     for _ in range(attempts):
+        if not session.execute(LOCK_USER, {"user_id": user_id}).rowcount:
+            session.rollback()
+            raise Unauthorized(ledger.GONE)
         held, least = admit(session, quota, now, amount, minimum)
         need = max(held, least or 0)
         if held > 0 and session.execute(ledger.RESERVE_FULL, {"user_id": user_id, "need": max(need - overdraft, 1),

@@ -120,6 +120,9 @@ def effective_policy(key: dict, limits: dict | None) -> Policy:
         cap, period = user_cap, limits.get("spend_cap_period")
     elif user_cap is not None:
         cap = min(cap, user_cap)
+        if period not in (None, limits.get("spend_cap_period")):
+            # the owner's cap is per another period (set after the key's): it binds the key
+            period = limits.get("spend_cap_period")
     return Policy(expires_at=key.get("expires_at"), model_rules=tuple(rules), ip_rules=ips, spend_cap_nano=cap,
                   spend_cap_period=period if cap is not None else None,
                   rate_limit_rpm=tighter(key.get("rate_limit_rpm"), limits.get("rate_limit_rpm"), True),

@@ -15,13 +15,14 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat
 from vault.errors import Forbidden
 from vault.models import ApiKey, User
 from vault.policies.rules import KEY_COLUMNS, key_settings
+from vault.templating import usd
 
 GLOB = re.compile(r"[A-Za-z0-9._*?-]{1,128}")
 MAX_ENTRIES = 100
@@ -47,6 +48,13 @@ def valid_cidrs(cidrs: list[str]) -> list[str]:
         except ValueError:
             raise ValueError(f"{cidr[:50]!r} is not an IP address or CIDR block") from None
     return list(dict.fromkeys(cleaned))
+
+
+def iso_text(value: Any) -> Any:
+    """Times come as ISO 8601 text (lax parsing would also read a number as a Unix time)."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("expected an ISO 8601 date and time, e.g. 2030-01-31T18:00:00Z")
+    return value
 
 
 def aware(moment: datetime) -> datetime:
@@ -78,7 +86,7 @@ class LimitFields(BaseModel):
 class PolicyFields(LimitFields):
     """A Vault key's policy as the JSON API takes it."""
 
-    expires_at: Annotated[datetime, Field(strict=False), AfterValidator(aware)] | None = None
+    expires_at: Annotated[datetime, BeforeValidator(iso_text), Field(strict=False), AfterValidator(aware)] | None = None
 
 
 class UserLimitFields(LimitFields):
@@ -112,7 +120,7 @@ def refuse_escalation(key: dict, limits: dict | None, default_rpm: int | None) -
     cap, ceiling = key.get("spend_cap_nano"), limits.get("spend_cap_nano")
     if cap is not None and ceiling is not None:
         if cap > ceiling:
-            raise Forbidden(f"spend_cap: at most ${nano_to_json(ceiling)} is allowed for this account's keys.")
+            raise Forbidden(f"spend_cap: at most {usd(ceiling)} is allowed for this account's keys.")
         if key.get("spend_cap_period") not in (None, limits.get("spend_cap_period")):
             raise Forbidden(f"spend_cap_period: this account's cap is per {limits.get('spend_cap_period') or 'life'}; "
                             "a key's cap may be per the same period or over its whole life.")
@@ -147,9 +155,18 @@ def change_key_policy(key: ApiKey, fields: PolicyFields, default_rpm: int | None
 
 
 def change_user_limits(user: User, fields: UserLimitFields) -> None:
-    """Apply the sent fields to `user.limits` (lowering them lowers every key at once)."""
+    """Apply the sent fields to `user.limits`. Lowering them lowers every key at once (the tighter
+    value wins at the door); a key's own spend cap above the new one, or per another period, is
+    brought within it here, since a cap is counted in its own period."""
     limits = dict(user.limits or {}) | stored_changes(fields)
     user.limits = {name: value for name, value in limits.items() if value is not None} or None
+    ceiling, period = (user.limits or {}).get("spend_cap_nano"), (user.limits or {}).get("spend_cap_period")
+    for key in user.api_keys:
+        if ceiling is None or key.spend_cap_nano is None:
+            continue
+        key.spend_cap_nano = min(key.spend_cap_nano, ceiling)
+        if key.spend_cap_period not in (None, period):
+            key.spend_cap_period = period
 
 
 def policy_json(settings: dict[str, Any]) -> dict[str, Any]:

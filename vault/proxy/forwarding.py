@@ -18,13 +18,12 @@ past the hold is not relayed, and the stream ends with an in-band error instead 
 """
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from vault.access import Caller, authenticate
+from vault.access import READ_ACCESS_STAMP, Caller, authenticate
 from vault.billing.holds import Stamps
 from vault.billing.meter import Meter
 from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, SseUsageTap, evidence_of_body
@@ -32,7 +31,8 @@ from vault.clock import utcnow
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
 from vault.inbound import INLINE_JSON_TOKENS, element_count, encode_json, parse_json, read_body, require_json_type
-from vault.policies.door import check_door, check_model, quota_for
+from vault.policies.door import POLICY_HEADER, check_door, check_model, quota_for
+from vault.policies.rules import Policy
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.images import images_returned
 from vault.proxy.keys import bearer_caller, presented_vault_key
@@ -82,7 +82,7 @@ def serve() -> Response:
                       call.action.name, client_request_id=g.request_id, observe=lambda entry: observe(vault, entry))
         try:
             now = utcnow()
-            caller = enforced(vault, presented, caller, check_door, now, request.remote_addr or "")
+            check_door(caller.policy, now, request.remote_addr or "")
             limit = caller.rate_limit_rpm if caller.rate_limit_rpm is not None else vault.default_rpm
             if limit != limited_at:  # counted before the body is read; again if a refresh changed the limit
                 enforce_key_limit(vault.limiter, caller.api_key_id, limit)
@@ -94,7 +94,7 @@ def serve() -> Response:
                     inbound = replace(inbound, body=encode_json(inbound.payload, inbound.large))
             route = routing.route(vault.routing.table(prices_seen), inbound)  # alias, virtual model, hidden
             upstream = route.upstream_request() if call.action.kind == "model" and not route.hidden else None
-            caller = enforced(vault, presented, caller, check_model, model_names(inbound, upstream))
+            check_model(caller.policy, model_names(route, upstream))
             if upstream is not None:
                 meter.describe(upstream.model, upstream.streaming, call.action.billable, prices_seen)
             meter.quota = quota_for(caller.api_key_id, caller.policy, now,
@@ -110,10 +110,13 @@ def serve() -> Response:
             if meter.lowered_cap is not None:
                 upstream = route.upstream_request(meter.lowered_cap)
             if holder is None:
-                answer, upstream = forward_routed(vault, route, upstream, meter)
+                answer, upstream = forward_routed(vault, route, upstream, meter, caller.policy)
             else:  # the files or cache it names live in one key's project: that key or nothing
                 answer = forward_pinned(upstream, vault.upstream, vault.health, holder.key_id, holder.unavailable)
         except VaultError as exc:
+            if not refreshed and POLICY_HEADER in exc.headers and not meter.hold \
+                    and cached_policy_changed(vault, caller):
+                continue  # refused by a policy changed since this worker cached it: check again, from the top
             meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
             raise
         except HTTPException as exc:
@@ -126,11 +129,13 @@ def serve() -> Response:
     raise AssertionError("unreachable: the second pass always returns or raises")
 
 
-def model_names(inbound: Inbound, upstream: UpstreamRequest | None) -> tuple[str, ...]:
-    """The model a call names, as the key's model lists check it: the model called (and what
-    it routes to); a cached content's model; none for calls about no model (files, lists)."""
-    if upstream is not None:
-        return (upstream.model, inbound.call.model)
+def model_names(route: "routing.Route", upstream: UpstreamRequest | None) -> tuple[str, ...]:
+    """The model a call names, as the key's model lists check it: the name called and what it
+    routes to (in both dialects); a cached content's model; none for calls about no model
+    (files, lists)."""
+    inbound = route.inbound
+    if upstream is not None or route.requested:
+        return route.names
     if inbound.call.model:
         return (inbound.call.model,)
     if inbound.call.action.name == "cachedContents.create" and isinstance(inbound.payload, dict):
@@ -139,12 +144,18 @@ def model_names(inbound: Inbound, upstream: UpstreamRequest | None) -> tuple[str
     return ()
 
 
-def forward_routed(vault: VaultRuntime, route: "routing.Route", upstream: UpstreamRequest,
-                   meter: Meter) -> tuple[Answer, UpstreamRequest]:
+def forward_routed(vault: VaultRuntime, route: "routing.Route", upstream: UpstreamRequest, meter: Meter,
+                   policy: Policy) -> tuple[Answer, UpstreamRequest]:
     """`forward` through the pool, then the model's fallback chain while every key is cooling for it
     (each fallback re-priced and re-held by `Meter.retarget`); models.list/get answers as callers see them."""
     def send(request: UpstreamRequest) -> Answer:
         return forward(request, vault.upstream, vault.health, vault.max_retries)
+
+    def usable(names: tuple[str, ...]) -> bool:
+        return policy.allows_model(names) is None
+
+    # a fallback serves only models the key may use itself
+    route = replace(route, fallback=tuple(model for model in route.fallback if usable((model,))))
 
     def reroute(next_route: "routing.Route") -> UpstreamRequest:
         inbound = next_route.inbound
@@ -153,7 +164,8 @@ def forward_routed(vault: VaultRuntime, route: "routing.Route", upstream: Upstre
 
     answer, upstream = fallback.forward_with_fallback(route, upstream, send, reroute)
     if answer.status == 200 and answer.response is None and listing.rewrites(route):
-        answer = replace(answer, body=listing.rewritten(route, vault.routing.table(), answer.body, vault.prices.limits))
+        answer = replace(answer, body=listing.rewritten(route, vault.routing.table(), answer.body, vault.prices.limits,
+                                                        usable))
     return answer, upstream
 
 
@@ -182,24 +194,16 @@ def key_holding(caller: Caller, inbound: Inbound) -> Holder | None:
     return Holder(key_id, registry.unavailable_message(refs.names[0]))
 
 
-def enforced(vault: VaultRuntime, presented: str | None, caller: Caller, check: Callable[..., None],
-             *arguments) -> Caller:
-    """`caller` once `check(caller.policy, *arguments)` passes. A refusal by a policy this worker cached is confirmed
-    against the database first: a policy loosened meanwhile must not keep refusing (a refused
-    call never reaches the hold, whose stamps would tell the cache it is stale)."""
+def cached_policy_changed(vault: VaultRuntime, caller: Caller) -> bool:
+    """Whether a key's policy changed since this worker cached it (the cache is then dropped).
+
+    Asked when a policy refused a call: a refused call never reaches the hold, whose stamps
+    would show the cache stale, so without this a loosened policy would keep refusing."""
     try:
-        check(caller.policy, *arguments)
-        return caller
-    except VaultError:
-        try:
-            fresh = authenticate(db.session, presented)
-        finally:
-            db.session.rollback()
-        if fresh.access_version == caller.access_version:
-            raise
-        vault.keys.current(caller, fresh.access_version)  # forget what was read before the change
-        check(fresh.policy, *arguments)
-        return fresh
+        stamp = db.session.scalar(READ_ACCESS_STAMP)
+    finally:
+        db.session.rollback()
+    return not vault.keys.current(caller, stamp)
 
 
 def stale(vault: VaultRuntime, caller: Caller, meter: Meter, stamps: Stamps) -> bool:

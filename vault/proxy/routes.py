@@ -82,14 +82,16 @@ UPLOAD_CHUNK = Action("files.upload.chunk", "google", "POST", billable=False,
                       query=("upload_id", "upload_protocol"), kind="upload")
 CHAT = Action("chat.completions", "openai", "POST", billable=True, has_body=True)
 EMBEDDINGS = Action("embeddings", "openai", "POST", billable=True, has_body=True)
+IMAGES = Action("images.generations", "openai", "POST", billable=True, has_body=True)  # billed per image
 OPENAI_MODELS_LIST = Action("openai.models", "openai", "GET", billable=False)
 OPENAI_MODELS_GET = Action("openai.models.get", "openai", "GET", billable=False)
 ACTION_NAMES = frozenset(
     [a.name for a in NATIVE_METHODS.values()]
-    + [a.name for a in (MODELS_LIST, MODELS_GET, CHAT, EMBEDDINGS, OPENAI_MODELS_LIST, OPENAI_MODELS_GET)]
+    + [a.name for a in (MODELS_LIST, MODELS_GET, CHAT, EMBEDDINGS, IMAGES, OPENAI_MODELS_LIST, OPENAI_MODELS_GET)]
     + [a.name for a in RESOURCE_ACTIONS.values()] + [UPLOAD_START.name, UPLOAD_CHUNK.name]
 )
-OPENAI_PATHS = {("chat", "completions"): CHAT, ("embeddings",): EMBEDDINGS, ("models",): OPENAI_MODELS_LIST}
+OPENAI_PATHS = {("chat", "completions"): CHAT, ("embeddings",): EMBEDDINGS, ("images", "generations"): IMAGES,
+                ("models",): OPENAI_MODELS_LIST}
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def resolve(method: str, raw_path: str, args: Iterable[tuple[str, str]], bearer_
         return resolve_resource(method, version, rest, list(args))
     if version == "v1beta" and rest[0] == "openai":
         action, model = openai_action(tuple(rest[1:]))
-    elif version == "v1" and tuple(rest) in (("chat", "completions"), ("embeddings",)):
+    elif version == "v1" and tuple(rest) in (("chat", "completions"), ("embeddings",), ("images", "generations")):
         action, model = OPENAI_PATHS[tuple(rest)], ""
     elif version == "v1" and rest[0] == "models" and bearer_caller and method != "POST":
         action, model = openai_action(tuple(rest))
@@ -206,7 +208,8 @@ def native_action(rest: list[str]) -> tuple[Action, str]:
 
 
 def openai_action(rest: tuple[str, ...]) -> tuple[Action, str]:
-    """An OpenAI-compatible path below the base (`chat/completions`, `embeddings`, `models[/{id}]`)."""
+    """An OpenAI-compatible path below the base (`chat/completions`, `embeddings`, `images/generations`,
+    `models[/{id}]`)."""
     if rest in OPENAI_PATHS:
         return OPENAI_PATHS[rest], ""
     if len(rest) == 2 and rest[0] == "models":
@@ -238,7 +241,8 @@ def upstream_path(version: str, action: Action, model: str) -> str:
     """The upstream path, built from the table; the model is the only client value and is re-encoded."""
     encoded = quote(model, safe="")
     if action.dialect == "openai":
-        paths = {CHAT: "chat/completions", EMBEDDINGS: "embeddings", OPENAI_MODELS_LIST: "models",
+        paths = {CHAT: "chat/completions", EMBEDDINGS: "embeddings", IMAGES: "images/generations",
+                 OPENAI_MODELS_LIST: "models",
                  OPENAI_MODELS_GET: f"models/{encoded}"}
         return "/v1beta/openai/" + paths[action]
     if action is MODELS_LIST:

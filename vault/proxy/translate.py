@@ -16,7 +16,8 @@ from typing import Any
 from vault.errors import BadRequest
 from vault.inbound import encode_json
 from vault.pool.classify import google_error
-from vault.proxy.routes import Call, checked_model
+from vault.proxy.images import image_body
+from vault.proxy.routes import IMAGES, Call, checked_model
 from vault.security import mask_secret
 from vault.upstream.client import UpstreamRequest
 
@@ -63,7 +64,10 @@ def upstream_request(inbound: Inbound, output_cap: int | None = None) -> Upstrea
     if action.has_body:
         headers["Content-Type"] = "application/json"
         body = inbound.body
-        if action.dialect == "openai":
+        if action is IMAGES:  # its own allow-list of fields; `extras["images"]`: how many its hold covers
+            body, model, images = image_body(inbound.payload or {})
+            extras = {"images": images}
+        elif action.dialect == "openai":
             body, model, streaming, extras = openai_body(inbound.payload or {}, inbound.large, output_cap)
         elif output_cap is not None:
             body = encode_json(with_native_cap(inbound.payload or {}, output_cap), inbound.large)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import requests
 from flask import Response, current_app, request
-from sqlalchemy import select
 
 from vault.access import Caller
 from vault.billing.meter import Meter
@@ -17,6 +16,9 @@ from vault.extensions import db
 from vault.inbound import body_pieces, encode_json, parse_json, read_body, require_json_type
 from vault.models import ApiKey
 from vault.models.stored_resource import FILE
+from vault.policies.door import check_door
+from vault.policies.rules import NO_POLICY
+from vault.policies.standing import policy_of
 from vault.pool.classify import transport_failure
 from vault.pool.rotator import NoUsableKey
 from vault.proxy.resources.common import (
@@ -155,9 +157,13 @@ def relay_upload_request(call: Call, vault: VaultRuntime) -> Response:
 
 
 def admit_chunk(vault: VaultRuntime, row) -> None:
-    """The Vault key's rate limit counts upload requests too; the key holding the upload must still serve."""
-    limit = db.session.scalar(select(ApiKey.rate_limit_rpm).where(ApiKey.id == row.api_key_id))
+    """The Vault key's policy applies to upload requests too (expiry, addresses, requests per
+    minute); the key holding the upload must still serve."""
+    key = db.session.get(ApiKey, row.api_key_id)
+    policy = policy_of(key) if key is not None else NO_POLICY
     db.session.rollback()
+    check_door(policy, utcnow(), request.remote_addr or "")
+    limit = policy.rate_limit_rpm
     enforce_key_limit(vault.limiter, row.api_key_id, vault.default_rpm if limit is None else limit)
     unavailable = "The upstream key holding this upload is out of the pool; start the upload again."
     key_id = registry.usable_key(db.session, row.upstream_key_id, "this upload")
