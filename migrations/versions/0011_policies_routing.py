@@ -9,8 +9,11 @@ minute, concurrency, CIDRs) and users the ceilings an admin gives their keys (`l
 Open holds say which cap period they count against and how many tokens they may use;
 `key_spend` keeps what a capped key settled per period. Usage records say how many images a
 call made and which model a fallback stood in for. `model_aliases` and `model_settings`
-are the admin's model routing; `model_prices.image_nano` is a per-image price.
+are the admin's model routing; `model_prices.image_nano` is a per-image price, seeded here for
+Google's Imagen models (frozen as listed on 2026-11-27; rows an admin made are left alone).
 """
+from datetime import datetime, timezone
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -19,6 +22,32 @@ revision = '0011_policies_routing'
 down_revision = '0010_upstream_proxy'
 branch_labels = None
 depends_on = None
+
+# model, USD per image in nano-USD, input/output token limits (Imagen's prompt limit is 480 tokens)
+IMAGEN = (("imagen-4.0-generate-001", 40_000_000), ("imagen-4.0-ultra-generate-001", 60_000_000),
+          ("imagen-4.0-fast-generate-001", 20_000_000), ("imagen-3.0-generate-002", 30_000_000))
+
+
+def seed_imagen_prices():
+    prices = sa.table('model_prices', sa.column('model', sa.String), sa.column('input_nano', sa.BigInteger),
+                      sa.column('output_nano', sa.BigInteger), sa.column('cached_nano', sa.BigInteger),
+                      sa.column('image_nano', sa.BigInteger), sa.column('updated_at', sa.DateTime(timezone=True)))
+    models = sa.table('gemini_models', sa.column('model', sa.String), sa.column('input_token_limit', sa.Integer),
+                      sa.column('output_token_limit', sa.Integer), sa.column('source', sa.String),
+                      sa.column('refreshed_at', sa.DateTime(timezone=True)))
+    versions = sa.table('billing_versions', sa.column('name', sa.String), sa.column('version', sa.BigInteger))
+    bind, now = op.get_bind(), datetime.now(timezone.utc)
+    priced = set(bind.execute(sa.select(prices.c.model)).scalars())
+    known = set(bind.execute(sa.select(models.c.model)).scalars())
+    new_prices = [{"model": model, "input_nano": 0, "output_nano": 0, "cached_nano": 0, "image_nano": image,
+                   "updated_at": now} for model, image in IMAGEN if model not in priced]
+    if new_prices:
+        op.bulk_insert(prices, new_prices)
+        op.execute(versions.update().where(versions.c.name == 'prices').values(version=versions.c.version + 1))
+    new_models = [{"model": model, "input_token_limit": 480, "output_token_limit": 8192, "source": "catalog",
+                   "refreshed_at": now} for model, _ in IMAGEN if model not in known]
+    if new_models:
+        op.bulk_insert(models, new_models)
 
 
 def upgrade():
@@ -67,6 +96,7 @@ def upgrade():
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('model', name=op.f('pk_model_settings')),
     )
+    seed_imagen_prices()
 
 
 def drop_columns(table, *columns):

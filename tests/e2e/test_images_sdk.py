@@ -7,7 +7,6 @@ import openai
 import pytest
 import requests
 
-from tests.e2e.server import flask_cli
 from tests.fake_gemini import Reply
 from vault.billing.money import usd_to_nano
 
@@ -36,8 +35,8 @@ def images_records(stack, count: int) -> list[dict]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_images_through_the_sdk_are_billed_per_image(own_stack, backend):
     stack = own_stack(key_count=2, backend=backend)
-    seeded = flask_cli(stack.environ, "billing", "seed-prices")  # the operator's step: Imagen's image prices
-    assert seeded.returncode == 0 and IMAGEN in seeded.stdout, seeded.stderr
+    prices = requests.get(f"{stack.base_url}/admin/api/prices/{IMAGEN}", headers=stack.admin(), timeout=10)
+    assert prices.json()["image"] == 0.04  # `flask db upgrade` seeded Imagen's image prices
     client = openai.OpenAI(api_key=stack.vault_key, base_url=f"{stack.base_url}/v1", max_retries=0)
     before = balance(stack)
 

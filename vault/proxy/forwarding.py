@@ -116,6 +116,8 @@ def serve() -> Response:
         except VaultError as exc:
             if not refreshed and POLICY_HEADER in exc.headers and not meter.hold \
                     and cached_policy_changed(vault, caller):
+                if exc.headers[POLICY_HEADER] == "rate_limit_rpm":
+                    limited_at = None  # a refused request was not counted: count it under the new limit
                 continue  # refused by a policy changed since this worker cached it: check again, from the top
             meter.finish(exc.status, ending="refused" if exc.status < 500 else "failed", error=exc.message)
             raise
