@@ -34,6 +34,8 @@ class User(UserMixin, db.Model):
     spend_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     limits: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    low_balance_threshold_nano: Mapped[int | None] = mapped_column(BigInteger)  # alert below this
+    low_balance_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # until topped up again
 
     api_keys = relationship("ApiKey", back_populates="owner", cascade="all, delete-orphan")
 
