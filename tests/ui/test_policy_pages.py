@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import openai
 import requests
 
-from tests.ui.test_browser import chromium, page, shoot  # noqa: F401  (fixtures, used by name)
+from tests.ui.test_browser import SHOTS, chromium, page, shoot  # noqa: F401  (fixtures, used by name)
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -77,9 +77,11 @@ def test_key_limits_on_the_dashboard_and_the_admin_user_page(own_stack, page):  
     page.set_viewport_size(PHONE)
     page.goto(f"{base}/dashboard#key-{key_id}")
     assert_fits(page, PHONE["width"])
-    page.get_by_test_id(f"key-policy-{key_id}").locator("summary").click()
+    card = page.get_by_test_id(f"key-policy-{key_id}")
+    card.locator("summary").click()
     assert_fits(page, PHONE["width"])
     shoot(page, "dashboard-key-limits-phone")
+    card.screenshot(path=str(SHOTS / "dashboard-key-card-phone.png"))
 
     page.get_by_role("button", name="Open menu").click()
     page.get_by_role("button", name="Log out").click()

@@ -119,7 +119,8 @@ def user_fields() -> dict[str, Schema]:
         "created_at": moment(),
         "limits": obj(limit_fields() | {
             "visible_models": patterns("Models the user may see and call at all; null: every model.")},
-            description="What an admin allows this user's keys (null: no limit)."),
+            description="What an admin allows this user's keys: ceilings and defaults of their policy "
+                        "fields (each null: no limit)."),
     }
 
 
