@@ -21,12 +21,6 @@ CHAT = "/v1/chat/completions"
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}]}
 
 
-@pytest.fixture
-def key(proxied_key):
-    """A Vault key (`NewApiKey`) of a user with $1 of recorded credit, in front of the fake."""
-    return proxied_key("1.00")
-
-
 def set_policy(key, **columns) -> None:
     record = db.session.get(ApiKey, key.record.id)
     for name, value in columns.items():

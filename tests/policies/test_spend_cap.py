@@ -1,4 +1,4 @@
-"""Review: ways a key spends past the spend cap its policy (or its owner's ceiling) sets."""
+"""ways a key spends past the spend cap its policy (or its owner's ceiling) sets."""
 
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tests.billing.books import assert_books_balance, records
 from tests.fake_gemini import Reply
-from tests.policies.test_enforcement import GENERATE, PROMPT, closed, key, set_limits, set_policy  # noqa: F401
+from tests.policies.test_enforcement import GENERATE, PROMPT, closed, set_limits, set_policy
 from vault.billing.prices import PriceInput, upsert_price
 from vault.extensions import db
 from vault.models import KeySpend
@@ -47,9 +47,10 @@ def test_an_owners_lifetime_cap_still_binds_a_key_whose_own_cap_is_per_day(clien
     current_app.config["VAULT_SPEND_CAP_TIMEZONE"] = LATE  # the next day
     again = generate(client, key)
     total = sum(record.cost_nano for record in records())
+    periods = [(row.period, row.spent_nano) for row in db.session.scalars(select(KeySpend))]
     assert again.status_code == 402, (
         f"the owner's lifetime ceiling of {CAP} nano-USD is spent ({spent}), yet a new day admitted the key "
-        f"again (total now {total}, key_spend {[(r.period, r.spent_nano) for r in db.session.scalars(select(KeySpend))]})")
+        f"again (total now {total}, key_spend {periods})")
     assert again.headers["X-Vault-Policy"] == "spend_cap"
     assert_books_balance(key.record.user_id)
 

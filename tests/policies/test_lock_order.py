@@ -1,4 +1,4 @@
-"""Review: the capped hold and the settlement lock the same two rows in opposite orders.
+"""the capped hold and the settlement lock the same two rows in opposite orders.
 
 `quota.take` (a key with a spend cap, tokens per minute or concurrency limit) first locks the
 key's row (`LOCK_KEY`, an UPDATE of `api_keys`), then takes the balance (UPDATE `users`).
@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event
 
 from tests.billing.books import assert_books_balance, settlement
-from tests.policies.test_enforcement import key, set_policy  # noqa: F401
+from tests.policies.test_enforcement import set_policy
 from vault.billing import ledger
 from vault.billing.holds import HoldRequest
 from vault.clock import utcnow

@@ -1,4 +1,4 @@
-"""Review: which model names a key's model lists are checked against, per dialect and per call.
+"""which model names a key's model lists are checked against, per dialect and per call.
 
 `forwarding.model_names` gives `check_model` the routed model and `inbound.call.model`. On the
 native path `call.model` is the name the caller used (an alias, say); on the OpenAI path it is
@@ -9,7 +9,7 @@ the other, whichever way the lists are written.
 
 import pytest
 
-from tests.policies.test_enforcement import CHAT, PROMPT, closed, key, set_limits, set_policy  # noqa: F401
+from tests.policies.test_enforcement import CHAT, PROMPT, closed, set_limits, set_policy
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Review: a fallback chain must not serve a key a model its policy forbids.
+"""a fallback chain must not serve a key a model its policy forbids.
 
 `serve()` checks the key's (and its owner's) model lists once, against the model called and
 what it routes to; when every pool key cools for that model, `forward_with_fallback` re-routes
@@ -10,7 +10,7 @@ import pytest
 
 from tests.billing.books import assert_books_balance, records
 from tests.fake_gemini import faults
-from tests.policies.test_enforcement import CHAT, GENERATE, PROMPT, closed, key, set_limits, set_policy  # noqa: F401
+from tests.policies.test_enforcement import CHAT, GENERATE, PROMPT, closed, set_limits, set_policy
 
 
 @pytest.fixture
