@@ -76,6 +76,7 @@ def app_config(tmp_path, **overrides) -> dict:
         "VAULT_BOOTSTRAP": False,
         "VAULT_MAX_BODY_BYTES": 64 * 1024,
         "VAULT_SETTLE_DELAY_MS": 0,  # settled in the request: the batched writer has tests of its own
+        "VAULT_ALERT_INTERVAL_SECONDS": 0,  # no background alert monitor: tests/alerts drive it themselves
         "TESTING": True,
     } | overrides
 

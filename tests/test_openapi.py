@@ -21,7 +21,7 @@ from vault.openapi import API_VERSION, build_openapi
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OPERATION_KEYS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-JSON_PREFIXES = ("/auth/", "/api-keys", "/admin/api/")
+JSON_PREFIXES = ("/auth/", "/api-keys", "/api/", "/admin/api/")
 PAGE_BLUEPRINTS = ("auth", "dashboard", "admin")
 CONVERTER = re.compile(r"<(?:(?P<converter>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 
@@ -271,6 +271,7 @@ def test_live_responses_match_the_document(client, document, check, make_user, a
     assert models["models"]
     added = check(client.post("/admin/api/upstream-keys", json={"keys": ["AIzaTestKey-0123456789"]}, headers=admin),
                   "/admin/api/upstream-keys", "post")
+    added = added["upstream_keys"]
     check(client.patch(f"/admin/api/upstream-keys/{added[0]['id']}", json={"state": "disabled"}, headers=admin),
           "/admin/api/upstream-keys/{key_id}", "patch")
     check(client.get("/admin/api/upstream-keys", headers=admin), "/admin/api/upstream-keys", "get")

@@ -8,6 +8,7 @@ from tests.billing.books import settlement
 from tests.conftest import DEFAULT_PASSWORD
 from vault.billing import ledger
 from vault.extensions import db
+from vault.idempotency import new_token
 from vault.models import ApiKey, BalanceAdjustment, ModelPrice, UpstreamKey, User
 from vault.runtime import runtime
 
@@ -186,11 +187,11 @@ def test_admin_changes_a_balance_with_a_reason(browser, admin, make_user, db_sna
     token = csrf_token(browser, f"/admin/users/{user.id}")
     before = db_snapshot()
     refused = browser.post(f"/admin/users/{user.id}/balance", data={"mode": "add", "amount": "lots", "reason": "",
-                                                                    "csrf_token": token})
+                                                                    "csrf_token": token, "form_token": new_token()})
     assert refused.status_code == 400 and b"This field is required" in refused.data
     assert db_snapshot() == before
     browser.post(f"/admin/users/{user.id}/balance", data={"mode": "add", "amount": "2.5", "reason": "top-up",
-                                                          "csrf_token": token})
+                                                          "csrf_token": token, "form_token": new_token()})
     db.session.expire_all()
     assert db.session.get(User, user.id).balance_nano == 3_500_000_000
     assert db.session.scalar(db.select(BalanceAdjustment.reason)) == "top-up"

@@ -82,6 +82,7 @@ def init_cli(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Register every area, the error handlers and the request hooks."""
     from vault import admin, auth, dashboard, docs, health, proxy
+    from vault.alerts import install_alerts
     from vault.billing.sweeper import install_sweeper
     from vault.errors import register_error_handlers
     from vault.headers import install_headers
@@ -96,6 +97,7 @@ def register_blueprints(app: Flask) -> None:
     register_filters(app)
     install_request_ids(app)
     install_sweeper(app)
+    install_alerts(app)
     # Proxied calls read their body themselves, after the Vault key is checked.
     install_body_reader(app, skip=lambda req: req.blueprint == proxy.bp.name)
     install_headers(app)

@@ -8,13 +8,15 @@ import sys
 import click
 from flask import Flask, current_app
 
-from vault import accounts, pool
+from vault import accounts, audit, pool
+from vault.admin.auditing import USER_STATE, price_row
 from vault.billing import catalog, ledger, limits
 from vault.billing.money import nano_to_usd
 from vault.config import parse_list
 from vault.errors import VaultError
 from vault.extensions import db
 from vault.jsonapi import NewAccountBody, parse_body
+from vault.models import ModelPrice
 from vault.pool import encryption
 from vault.runtime import runtime
 
@@ -32,12 +34,16 @@ def create_admin(email: str, password: str, force: bool) -> None:
     """
     try:
         body = parse_body(NewAccountBody, {"email": email, "password": password})
+        before = audit.snapshot(accounts.find_user_by_email(db.session, body.email), USER_STATE)
         user, created = accounts.ensure_admin(
             db.session, body.email, body.password, runtime().passwords,
             current_app.config["VAULT_DEFAULT_BALANCE"], force=force,
         )
     except VaultError as exc:
         raise click.ClickException(describe(exc)) from None
+    db.session.flush()
+    audit.record(db.session, None, "user.create_admin", f"user:{user.id}", before,
+                 audit.snapshot(user, USER_STATE) | {"password": "set"}, ip="cli", only_changes=False)
     db.session.commit()
     if created:
         click.echo(f"Created admin {user.email} (id {user.id}).")
@@ -115,7 +121,11 @@ def seed_prices(force: bool) -> None:
 
     Every worker charges the new prices from its next request on.
     """
+    before = {row.model: price_row(row) for row in db.session.scalars(db.select(ModelPrice))}
     priced = catalog.seed_prices(db.session, force=force)
+    for model in priced:
+        audit.record(db.session, None, "price.put", f"price:{model}", before.get(model),
+                     price_row(db.session.get(ModelPrice, model)), ip="cli")
     limited = catalog.seed_models(db.session, force=force)
     db.session.commit()
     click.echo(f"Prices {'written' if force else 'added'}: {', '.join(priced) or 'none'}.")

@@ -113,6 +113,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_DEFAULT_BALANCE", parse_usd, parse_usd("1.00"), "credit for new users"),
     Setting("VAULT_REGISTRATION", parse_registration, "open", "who may sign up: open, invite or closed"),
     Setting("VAULT_SIGNUP_PER_HOUR", int, 10, "sign-up attempts per client address per hour; 0 = no limit"),
+    Setting("VAULT_REDEEM_PER_HOUR", int, 20,
+            "redemption-code attempts per user per hour (x4 per client address); 0 = no limit"),
     Setting("VAULT_INSTANCE_PATH", str, None, "folder for the SQLite file and dev secrets"),
     Setting("VAULT_TOKEN_TTL_SECONDS", int, 3600, "lifetime of a JWT from /auth/token"),
     Setting("VAULT_LOGIN_MAX_FAILURES", int, 5, "failed logins per account before a wait"),
@@ -142,6 +144,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_KEY_BREAKER_FAILURES", int, 3, "5xx/timeouts in a row that set a key aside (0 = off)"),
     Setting("VAULT_KEY_BREAKER_SECONDS", float, 30.0, "how long a key is set aside by its breaker"),
     Setting("VAULT_POOL_REFRESH_SECONDS", float, 5.0, "how often a worker re-reads the pool table"),
+    Setting("VAULT_KEY_CHECK_CONCURRENCY", int, 8, "upstream calls at once of a pool check job (Check all)"),
     Setting("VAULT_RETRY_AFTER_MAX_SECONDS", float, 3600.0,
             "longest Retry-After when every key is cooling (a per-day quota would say up to a day)"),
     Setting("VAULT_PRICE_REFRESH_SECONDS", float, 30.0, "how often a worker re-reads the price table"),
@@ -175,6 +178,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_UPLOAD_SESSION_SECONDS", float, 3600.0, "a resumable upload must finish within this"),
     Setting("VAULT_CACHE_STORAGE_PRICE", parse_usd, parse_usd("1.00"),
             "USD per 1M cached-content tokens per hour of storage, charged for the TTL set"),
+    Setting("VAULT_ALERT_INTERVAL_SECONDS", float, 30.0,
+            "each worker's alert monitor scans balances and the pool this often; 0 = no background monitor"),
+    Setting("VAULT_ALERT_TIMEOUT_SECONDS", float, 5.0, "seconds a webhook receiver has to answer an alert"),
+    Setting("VAULT_ALERT_MAX_ATTEMPTS", int, 6, "webhook attempts per alert before it is marked failed"),
+    Setting("VAULT_ALERT_RETRY_SECONDS", float, 30.0, "wait after a failed webhook attempt, doubled each time"),
+    Setting("VAULT_SMTP_HOST", str, None, "SMTP server for alert email; unset = no email"),
+    Setting("VAULT_SMTP_PORT", int, 587, "SMTP port"),
+    Setting("VAULT_SMTP_USER", str, None, "SMTP login; unset = no login"),
+    Setting("VAULT_SMTP_PASSWORD", str, None, "SMTP password"),
+    Setting("VAULT_SMTP_FROM", str, "gemini-vault@localhost", "sender address of alert email"),
+    Setting("VAULT_SMTP_STARTTLS", parse_bool, True, "upgrade the SMTP connection with STARTTLS"),
 )
 
 OWASP_ARGON2_MINIMUM = {"VAULT_ARGON2_TIME_COST": 2, "VAULT_ARGON2_MEMORY_KIB": 19456}
@@ -223,6 +237,10 @@ def finalize(config: dict[str, Any], instance_path: str) -> None:
                           "VAULT_USER_STORAGE_BYTES and VAULT_CACHE_STORAGE_PRICE must not be negative")
     if config["VAULT_HOLD_MAX_AGE_SECONDS"] <= 0 or config["VAULT_SWEEP_INTERVAL_SECONDS"] < 0:
         raise ConfigError("VAULT_HOLD_MAX_AGE_SECONDS must be positive and VAULT_SWEEP_INTERVAL_SECONDS not negative")
+    if config["VAULT_ALERT_INTERVAL_SECONDS"] < 0 or config["VAULT_ALERT_MAX_ATTEMPTS"] < 1 \
+            or config["VAULT_ALERT_TIMEOUT_SECONDS"] <= 0 or config["VAULT_ALERT_RETRY_SECONDS"] < 0:
+        raise ConfigError("VAULT_ALERT_MAX_ATTEMPTS and VAULT_ALERT_TIMEOUT_SECONDS must be positive; "
+                          "VAULT_ALERT_INTERVAL_SECONDS and VAULT_ALERT_RETRY_SECONDS must not be negative")
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["DATABASE_URL"], instance_path)
     config["MAX_CONTENT_LENGTH"] = config["VAULT_MAX_BODY_BYTES"]
     secure = config["VAULT_COOKIE_SECURE"]

@@ -96,6 +96,13 @@ class ResourceUnavailable(VaultError):
     default_message = "The upstream key holding this resource is disabled."
 
 
+class Gone(VaultError):
+    """A record that existed and can no longer be used (an expired redemption code)."""
+
+    status, code, google_status, openai_type = 410, "gone", "FAILED_PRECONDITION", "invalid_request_error"
+    default_message = "Gone."
+
+
 class LengthRequired(VaultError):
     status, code, google_status, openai_type = 411, "length_required", "INVALID_ARGUMENT", "invalid_request_error"
     default_message = "Send the upload with a Content-Length header."
@@ -151,7 +158,8 @@ ERRORS_BY_STATUS = {
 
 OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/embeddings", "/v1/images/", "/v1beta/openai/")
 NATIVE_PATH_PREFIXES = ("/v1beta/", "/v1/", "/upload/")
-API_PATH_PREFIXES = ("/auth/", "/api-keys", "/admin/api/", "/healthz", "/readyz", "/metrics", "/openapi.json")
+API_PATH_PREFIXES = ("/auth/", "/api-keys", "/api/", "/admin/api/", "/healthz", "/readyz", "/metrics",
+                     "/openapi.json")
 
 
 def dialect_for(path: str, has_bearer: bool) -> str:

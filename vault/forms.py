@@ -1,4 +1,5 @@
-"""Forms shared by every area: the button form, and the limits a key's policy and a user's share.
+"""Forms shared by every area: the button form, the limits a key's policy and a user's share, and the
+per-submission form token (`claim_form_token`, see `vault.idempotency`).
 
 A policy form is sent whole: an empty field clears that limit. Its values are checked once more
 by the JSON API's rules (`vault.policies.settings`), so a page and the API refuse the same things,
@@ -6,20 +7,76 @@ with the error next to the field it names.
 """
 
 import re
+from collections.abc import Callable
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
+from flask import after_this_request, current_app, flash, redirect, request, url_for
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, DecimalField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, NumberRange, Optional
 
-from vault.errors import Forbidden, ValidationFailed
+from vault import idempotency
+from vault.clock import utcnow
+from vault.errors import BadRequest, Forbidden, ValidationFailed
+from vault.extensions import db
 from vault.models import ApiKey, User
 
 LIST_SEPARATORS = re.compile(r"[\s,]+")
 NANO = Decimal(10) ** 9
+
+
+ALREADY_SENT = "That form was already sent; it was not done a second time."
+
+
+def token_required(view: Callable) -> Callable:
+    """Mark a view whose form must carry a form token (the money forms): one without it is a 400."""
+    view.form_token_required = True
+    return view
+
+
+def claim_form_token():
+    """A blueprint's `before_request`: a POSTed form's token is claimed before its view runs.
+
+    A token already claimed means the same rendered form was sent again: nothing is done and the
+    user is sent back with a notice. A form without a token (a script, a test client) does its work
+    unless its view is marked `token_required`; the browser always sends one, from `csrf()`.
+    """
+    if request.method != "POST" or request.is_json or not current_user.is_authenticated:
+        return None
+    token = request.form.get(idempotency.FIELD, "")
+    if not token:
+        view = current_app.view_functions.get(request.endpoint or "")
+        if getattr(view, "form_token_required", False):
+            raise BadRequest("The form expired; reload the page and try again.")
+        return None
+    if not idempotency.well_formed(token):
+        raise BadRequest("The form expired; reload the page and try again.")
+    if idempotency.claim(db.session, token, current_user.id, utcnow()):
+        after_this_request(release_unless_done)
+        return None
+    flash(ALREADY_SENT, "info")
+    return redirect(same_site_referrer() or url_for("dashboard.home"))
+
+
+def release_unless_done(response):
+    """A refused submission (4xx/5xx) did not do its work: drop its claim, so the corrected form can
+    be sent again. After a commit this rolls back nothing."""
+    if response.status_code >= 400:
+        db.session.rollback()
+    return response
+
+
+def same_site_referrer() -> str | None:
+    """The page the form was sent from, if it is on this site (path and query only)."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc != request.host or not parts.path.startswith("/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 class ActionForm(FlaskForm):

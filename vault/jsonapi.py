@@ -108,6 +108,8 @@ def user_json(user: User) -> dict[str, Any]:
         "spend_nano_usd": user.spend_nano,
         "created_at": isoformat(user.created_at),
         "limits": user_limits_json(user),
+        "low_balance_threshold": None if user.low_balance_threshold_nano is None
+        else nano_to_json(user.low_balance_threshold_nano),
     }
 
 

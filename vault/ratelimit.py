@@ -155,3 +155,21 @@ def enforce_signup_limit(limiter: Limiter, address: str, per_hour: int) -> None:
     if not limiter.hit(item, "signup", place):
         raise RateLimited("Too many sign-ups from your address; try again later.",
                           retry_after=limiter.retry_after(item, "signup", place))
+
+
+def enforce_redeem_limit(limiter: Limiter, user_id: int, address: str, per_hour: int) -> None:
+    """Count a redemption attempt by the user and from the address; `RateLimited` (429) past `per_hour`
+    for the user or four times that for the address (several users may share one). 0 = no limit.
+
+    Every attempt counts, not only failed ones: a burst of concurrent guesses is refused as
+    exactly as a slow series, so codes cannot be brute-forced.
+    """
+    if per_hour <= 0:
+        return
+    user_item, address_item = limits.RateLimitItemPerHour(per_hour), limits.RateLimitItemPerHour(
+        per_hour * ADDRESS_FACTOR)
+    for item, who in ((user_item, ("redeem-user", str(user_id))),
+                      (address_item, ("redeem-address", address_bucket(address)))):
+        if not limiter.hit(item, *who):
+            raise RateLimited("Too many redemption attempts; try again later.",
+                              retry_after=limiter.retry_after(item, *who))

@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.access import KeyCache
+from vault.alerts import Alerts, alerts_from_config
 from vault.billing.holds import Holds
 from vault.billing.meter import Books, HoldPolicy
 from vault.billing.prices import Price, PriceBook, Rates
@@ -44,6 +45,7 @@ class VaultRuntime:
     books: Books
     keys: KeyCache
     routing: RoutingBook
+    alerts: Alerts
 
 
 def init_runtime(app: Flask) -> VaultRuntime:
@@ -71,6 +73,7 @@ def init_runtime(app: Flask) -> VaultRuntime:
         rotator = SharedKeyRotator(client, policy, prefix=prefix + "pool:", guard=guard)
     limiter = Limiter(redis_url, prefix + "limits:", guard, timeout)
     metrics = Metrics()
+    alerts = alerts_from_config(config, session_factory, box)
     built = VaultRuntime(
         passwords=PasswordHashing(
             time_cost=config["VAULT_ARGON2_TIME_COST"],
@@ -85,7 +88,7 @@ def init_runtime(app: Flask) -> VaultRuntime:
         ),
         health=PoolHealth(rotator, session_factory, box, config["VAULT_POOL_REFRESH_SECONDS"],
                           on_attempt=lambda verdict: metrics.attempts.labels(verdict).inc(),
-                          on_failover=metrics.failovers.inc),
+                          on_failover=metrics.failovers.inc, on_disabled=alerts.note_key_disabled),
         max_retries=config["VAULT_UPSTREAM_MAX_RETRIES"],
         prices=PriceBook(session_factory, fallback_price(config), config["VAULT_PRICE_REFRESH_SECONDS"],
                          default_limits=(config["VAULT_DEFAULT_INPUT_TOKEN_LIMIT"],
@@ -99,9 +102,11 @@ def init_runtime(app: Flask) -> VaultRuntime:
         metrics=metrics,
         sweeper=Sweeper(session_factory, config["VAULT_SWEEP_INTERVAL_SECONDS"]),
         books=Books(Holds(engine, session_factory),
-                    SettlementWriter(engine, session_factory, config["VAULT_SETTLE_DELAY_MS"] / 1000)),
+                    SettlementWriter(engine, session_factory, config["VAULT_SETTLE_DELAY_MS"] / 1000,
+                                     on_settled=alerts.note_settled)),
         keys=KeyCache(config["VAULT_KEY_CACHE_SIZE"]),
         routing=RoutingBook(session_factory, config["VAULT_PRICE_REFRESH_SECONDS"]),
+        alerts=alerts,
     )
     app.extensions["vault"] = built
     return built

@@ -7,6 +7,7 @@ from flask import Flask
 
 from vault.billing.money import nano_to_usd
 from vault.clock import isoformat
+from vault.idempotency import new_token
 
 
 def usd(nano: int | None) -> str:
@@ -44,3 +45,5 @@ def iso(moment: datetime | None) -> str:
 def register_filters(app: Flask) -> None:
     """Make the filters available to every template."""
     app.jinja_env.filters.update(usd=usd, usd_per_million=usd_per_million, number=number, isotime=iso)
+    # A fresh token per rendered form: the `csrf()` macro puts one in every form (see vault.idempotency).
+    app.jinja_env.globals.update(new_form_token=new_token)

@@ -46,6 +46,7 @@ def upgrade():
     sa.Column('webhook_secret_encrypted', sa.Text(), nullable=True),
     sa.Column('min_usable_keys', sa.Integer(), nullable=True),
     sa.Column('email_to', sa.String(length=254), nullable=True),
+    sa.Column('pool_low_alerted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_settings'))
     )

@@ -162,7 +162,7 @@ def test_the_resources_route_is_documented(app):
 
 
 def test_upstream_keys_api_counts_what_each_key_holds(client, admin_headers, ada, upstream):
-    listed = client.get("/admin/api/upstream-keys?include_deleted=1", headers=admin_headers).get_json()
+    listed = client.get("/admin/api/upstream-keys?include_deleted=1", headers=admin_headers).get_json()["upstream_keys"]
     held = {key["id"]: key["resources_held"] for key in listed}
     # Live resources only: ada's live file and bob's file on the active key.
     assert held == {upstream["active"].id: 2, upstream["disabled"].id: 1, upstream["deleted"].id: 1}

@@ -20,6 +20,7 @@ from tests.test_pages import csrf_token, log_in
 from vault.billing import ledger
 from vault.billing.meter import Meter
 from vault.errors import PaymentRequired
+from vault.idempotency import new_token
 from vault.extensions import db
 from vault.models import BalanceAdjustment, User
 from vault.runtime import runtime
@@ -61,7 +62,7 @@ def test_admin_page_shows_the_ledger_check_and_what_set_means(app, account):
     assert "minus whatever their requests in flight end up costing" in page
     token = csrf_token(browser, f"/admin/users/{user_id}")
     browser.post(f"/admin/users/{user_id}/balance", data={"mode": "set", "amount": "2", "reason": "reset",
-                                                          "csrf_token": token})
+                                                          "csrf_token": token, "form_token": new_token()})
     assert balance_of(user_id) == 2 * 10**9 - 7000
     db.session.execute(update(User).where(User.id == user_id).values(balance_nano=User.balance_nano + 5))
     db.session.commit()

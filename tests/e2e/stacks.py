@@ -35,7 +35,9 @@ class ProxyStack:
 
     def pool(self) -> list[dict]:
         """The admin's view of the pool, with health."""
-        return requests.get(f"{self.base_url}/admin/api/upstream-keys", headers=self.admin(), timeout=10).json()
+        listed = requests.get(f"{self.base_url}/admin/api/upstream-keys", params={"per_page": 500},
+                              headers=self.admin(), timeout=10)
+        return listed.json()["upstream_keys"]
 
 
 def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, database_url: str | None = None,

@@ -29,7 +29,8 @@ def test_rotating_the_encryption_key_as_the_readme_says(tmp_path):
         server = restart(environ)
         token = requests.post(f"{server.base_url}/auth/token", json=ADMIN, timeout=30).json()["access_token"]
         admin = {"Authorization": f"Bearer {token}"}
-        pool = requests.get(f"{server.base_url}/admin/api/upstream-keys", headers=admin, timeout=10).json()
+        pool = requests.get(f"{server.base_url}/admin/api/upstream-keys", headers=admin,
+                            timeout=10).json()["upstream_keys"]
         deleted = next(key["id"] for key in pool if key["key"].endswith(keys[2][-4:]))
         assert requests.delete(f"{server.base_url}/admin/api/upstream-keys/{deleted}", headers=admin,
                                timeout=10).status_code == 204

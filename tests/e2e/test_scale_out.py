@@ -82,7 +82,7 @@ def test_instances_share_rotation_cooldowns_and_disables(two_instances):
     assert generate(second.base_url, vault_key, "gemini-2.5-pro").ok  # cooldowns are per model
 
     pool_view = requests.get(f"{first.base_url}/admin/api/upstream-keys", headers=admin_headers(first.base_url),
-                             timeout=10).json()
+                             timeout=10).json()["upstream_keys"]
     key_c_id = next(key["id"] for key in pool_view if key["key"].endswith(key_c[-4:]))
     disabled = requests.patch(f"{first.base_url}/admin/api/upstream-keys/{key_c_id}", json={"state": "disabled"},
                               headers=admin_headers(first.base_url), timeout=10)

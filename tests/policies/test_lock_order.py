@@ -41,9 +41,9 @@ def flattened(statement: str) -> str:
     return " ".join(statement.split()).lower()
 
 
+# Row locks are PostgreSQL's: SQLite takes one write lock for the whole database.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_capped_hold_and_a_settlement_of_the_same_key_do_not_deadlock(app, key):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("row locks: SQLite takes one write lock for the whole database")
     set_policy(key, max_concurrency=10)
     user_id, key_id = key.record.user_id, key.record.id
     holds, engine = runtime().books.holds, db.engine

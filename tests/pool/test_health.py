@@ -107,7 +107,8 @@ def test_the_breaker_sets_a_key_aside_visibly_then_it_comes_back(health, clock, 
     assert row.state is UpstreamKeyState.ACTIVE and row.failure_count == 3
     assert row.last_error == "500 INTERNAL"
 
-    listing = client.get("/admin/api/upstream-keys", headers=auth_headers(make_user(is_admin=True))).get_json()
+    listing = client.get("/admin/api/upstream-keys", headers=auth_headers(make_user(is_admin=True))).get_json()[
+        "upstream_keys"]
     shown = next(entry for entry in listing if entry["id"] == key.id)
     assert shown["state"] == "active"
     [rest] = shown["cooldowns"]

@@ -45,8 +45,9 @@ def test_delete_hides_the_key_wipes_its_secret_and_keeps_the_row(client, admin, 
     row = stored(first)
     assert (row.state, row.secret_encrypted, row.fingerprint) == (UpstreamKeyState.DELETED, "", fingerprint)
     assert row.deleted_at is not None
-    assert [key["id"] for key in client.get("/admin/api/upstream-keys", headers=admin).get_json()] == [second]
-    listed = client.get("/admin/api/upstream-keys?include_deleted=1", headers=admin).get_json()
+    listed = client.get("/admin/api/upstream-keys", headers=admin).get_json()["upstream_keys"]
+    assert [key["id"] for key in listed] == [second]
+    listed = client.get("/admin/api/upstream-keys?include_deleted=1", headers=admin).get_json()["upstream_keys"]
     assert [(key["id"], key["state"], key["deleted_at"] is not None) for key in listed] == [
         (first, "deleted", True), (second, "active", False)]
     for method in ("delete", "patch"):
@@ -70,7 +71,7 @@ def test_a_deleted_key_leaves_the_rotation_the_counts_and_readiness(client, admi
 def test_adding_a_deleted_key_again_revives_its_row(client, admin, key_ids):
     first, _ = key_ids
     client.delete(f"/admin/api/upstream-keys/{first}", headers=admin)
-    added = client.post("/admin/api/upstream-keys", json={"keys": [FIRST]}, headers=admin).get_json()
+    added = client.post("/admin/api/upstream-keys", json={"keys": [FIRST]}, headers=admin).get_json()["upstream_keys"]
     assert [(key["id"], key["state"], key["created"]) for key in added] == [(first, "active", True)]
     assert runtime().secret_box.decrypt(stored(first).secret_encrypted) == FIRST
     assert db.session.query(UpstreamKey).count() == 2

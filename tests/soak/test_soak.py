@@ -314,7 +314,8 @@ def test_soak_keeps_shared_state_true(tmp_path, soak_world):
     assert all(abs(share) <= 0.20 for share in spread.values()), f"calm spread {dict(calm)} vs mean {mean}"
 
     # 5. No key out of rotation that the database says is active: each instance picks every one.
-    pool = requests.get(f"{bases[0]}/admin/api/upstream-keys", headers=admin, timeout=10).json()
+    pool = requests.get(f"{bases[0]}/admin/api/upstream-keys?per_page=500", headers=admin,
+                        timeout=10).json()["upstream_keys"]
     active = {key["key"][-4:] for key in pool if key["state"] == "active"}
     assert len(active) == KEYS, pool
     for base in bases:

@@ -7,6 +7,7 @@ from vault import add_lazy_routes
 from vault.auth.identity import require_user
 from vault.errors import Forbidden
 from vault.extensions import login_manager
+from vault.forms import claim_form_token
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -25,7 +26,16 @@ def require_admin():
     return None
 
 
-from vault.admin import routing_views, views  # noqa: E402,F401  (the pages register themselves on bp)
+bp.before_request(claim_form_token)  # after the door: a sent form's token is claimed once (vault.idempotency)
+
+from vault.admin import (  # noqa: E402,F401  (the pages register themselves on bp)
+    alerts_views,
+    audit_views,
+    codes_views,
+    pool_views,
+    routing_views,
+    views,
+)
 
 # The JSON API loads on its first call (pydantic is its cost; see add_lazy_routes).
 add_lazy_routes(bp, "vault.admin.api", [
@@ -37,6 +47,9 @@ add_lazy_routes(bp, "vault.admin.api", [
     ("POST", "/api/upstream-keys", "add_upstream_keys"),
     ("PATCH", "/api/upstream-keys/<int:key_id>", "update_upstream_key"),
     ("DELETE", "/api/upstream-keys/<int:key_id>", "delete_upstream_key"),
+    ("POST", "/api/upstream-keys/bulk", "bulk_upstream_keys"),
+    ("POST", "/api/upstream-keys/check", "check_upstream_keys"),
+    ("GET", "/api/jobs/<job_id>", "show_job"),
 ])
 add_lazy_routes(bp, "vault.admin.billing_api", [
     ("GET", "/api/users/<int:user_id>", "show_user"),
@@ -54,8 +67,20 @@ add_lazy_routes(bp, "vault.admin.routing_api", [
     ("PUT", "/api/model-aliases/<alias>", "put_alias"),
     ("DELETE", "/api/model-aliases/<alias>", "delete_alias"),
 ])
+add_lazy_routes(bp, "vault.admin.audit_api", [
+    ("GET", "/api/audit", "list_audit"),
+])
+add_lazy_routes(bp, "vault.admin.alerts_api", [
+    ("GET", "/api/alerts", "show_alerts"),
+    ("PUT", "/api/alerts/webhook", "put_webhook"),
+    ("PUT", "/api/alerts/settings", "put_settings"),
+])
 add_lazy_routes(bp, "vault.admin.invites_api", [
     ("GET", "/api/invites", "list_invites"),
     ("POST", "/api/invites", "create_invite"),
     ("DELETE", "/api/invites/<int:invite_id>", "revoke_invite"),
+])
+add_lazy_routes(bp, "vault.admin.codes_api", [
+    ("GET", "/api/redemption-codes", "list_codes"),
+    ("POST", "/api/redemption-codes", "mint_codes"),
 ])

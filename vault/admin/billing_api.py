@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from sqlalchemy import select
 
 from vault import accounts
+from vault.admin import auditing
 from vault.auth.identity import require_user
 from vault.billing import ledger, prices, queries
 from vault.billing.money import nano_to_json, usd_to_nano
@@ -64,9 +65,12 @@ def change_balance(user: User, body: BalanceBody) -> None:
     """Apply an admin's balance change to `user`, recorded in the ledger."""
     admin_id, reason = require_user().id, body.reason.strip()
     if body.balance is not None:
-        ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(body.balance), reason)
+        adjustment = ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(body.balance), reason)
     elif body.balance_delta is not None:
-        ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(body.balance_delta), reason)
+        adjustment = ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(body.balance_delta), reason)
+    else:
+        return
+    auditing.audit_balance(user.id, adjustment)
 
 
 def adjustment_json(adjustment: BalanceAdjustment) -> dict[str, Any]:
@@ -146,14 +150,19 @@ def put_price(model: str) -> Response:
     name = normalize_model(model)
     if not name:
         raise ValidationFailed(fields={"model": "a model name is required"})
+    before = auditing.price_row(db.session.get(ModelPrice, name))
     row = prices.upsert_price(db.session, name, prices.PriceInput(**body.model_dump()))
+    auditing.audited_change("price.put", f"price:{name}", before, auditing.price_row(row))
     db.session.commit()
     runtime().prices.refresh()
     return jsonify(price_json(row))
 
 
 def delete_price(model: str) -> tuple[str, int]:
-    prices.remove_price(db.session, find_price(model))
+    row = find_price(model)
+    before = auditing.price_row(row)
+    prices.remove_price(db.session, row)
+    auditing.audited("price.delete", f"price:{row.model}", before, None)
     db.session.commit()
     runtime().prices.refresh()
     return "", 204

@@ -1,7 +1,9 @@
 """Forms of the admin pages."""
 
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
+from wtforms import DecimalField, Field, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
@@ -15,6 +17,7 @@ from wtforms.validators import (
 )
 
 from vault.forms import LimitsForm
+from vault.pool.bulk import split_keys
 
 
 class BalanceForm(FlaskForm):
@@ -28,12 +31,81 @@ class BalanceForm(FlaskForm):
                          description="Kept in the ledger with your name, e.g. “invoice 1042”.")
 
 
+MAX_IMPORT_BYTES = 2_000_000  # 10,000 keys of up to ~200 characters
+
+
 class AddKeysForm(FlaskForm):
-    keys = TextAreaField("Gemini API keys", validators=[DataRequired(), Length(max=200_000)],
-                         description="Paste one or more keys, one per line (commas and spaces work too).")
+    """Import keys: pasted, or a text file with one key per line (commas and spaces tolerated)."""
+
+    keys = TextAreaField("Gemini API keys", validators=[Optional(), Length(max=MAX_IMPORT_BYTES)],
+                         description="Paste keys, one per line (commas and spaces work too): thousands at once.")
+    file = FileField("…or a text file", validators=[Optional()],
+                     description="A .txt file with one key per line.")
+    label = StringField("Label", validators=[Optional(), Length(max=100)],
+                        description="Optional, given to every new key (e.g. “team A”).")
+
+    def validate_file(self, field) -> None:
+        """Only a text file of sane size; its text is kept for `key_list`."""
+        self.file_text = ""
+        if not isinstance(field.data, FileStorage) or not field.data.filename:
+            return
+        raw = field.data.stream.read(MAX_IMPORT_BYTES + 1)
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise ValidationError("The file is too large: at most 2 MB (about 10,000 keys).")
+        try:
+            self.file_text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("Not a text file: expected UTF-8 text, one key per line.") from None
+
+    def validate(self, extra_validators=None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        if not (self.keys.data or "").strip() and not getattr(self, "file_text", "").strip():
+            self.keys.errors.append("Paste keys or choose a file.")
+            return False
+        return True
 
     def key_list(self) -> list[str]:
-        return [key for key in self.keys.data.replace(",", " ").split() if key]
+        return split_keys((self.keys.data or "") + "\n" + getattr(self, "file_text", ""))
+
+
+class IdsField(Field):
+    """Every value of a repeated form field (`ids=3&ids=7`, checkboxes) as key ids, at most 500."""
+
+    def process_formdata(self, valuelist) -> None:
+        self.data = []
+        if len(valuelist) > 500:
+            raise ValueError("At most 500 keys at once (one page).")
+        try:
+            self.data = [int(value) for value in valuelist]
+        except ValueError:
+            raise ValueError("Not a key id.") from None
+
+
+class BulkKeysForm(FlaskForm):
+    """Many keys at once: the selected `ids` and what to do with them."""
+
+    ids = IdsField(default=list)
+    action = SelectField(choices=[SelectChoice("enable", "Enable"), SelectChoice("disable", "Disable"),
+                                  SelectChoice("delete", "Delete"), SelectChoice("label", "Set label")],
+                         validators=[InputRequired()])
+    label = StringField("New label", validators=[Optional(), Length(max=100)])
+
+    def validate_ids(self, field) -> None:
+        if not field.data:
+            raise ValidationError("Select at least one key.")
+
+
+class CheckKeysForm(FlaskForm):
+    """Check the selected keys (`scope=selected`) or every pooled key (`scope=all`) in the background."""
+
+    ids = IdsField(default=list)
+    scope = SelectField(choices=[SelectChoice("all", "All keys"), SelectChoice("selected", "Selected keys")],
+                        validators=[InputRequired()])
+
+    def validate_ids(self, field) -> None:
+        if self.scope.data == "selected" and not field.data:
+            raise ValidationError("Select at least one key to check.")
 
 
 def finite(form, field) -> None:
@@ -98,3 +170,20 @@ class InviteForm(FlaskForm):
                        description="Who it is for, e.g. “Grace, data team”. Only admins see it.")
     expires_in_days = IntegerField("Expires after (days)", validators=[Optional(), NumberRange(1, 365)],
                                    description="Empty: the invite never expires.")
+
+
+class MintCodesForm(FlaskForm):
+    amount = DecimalField("Amount per code (USD)", places=None,
+                          validators=[InputRequired(), finite, NumberRange(0.000000001, 1_000_000)],
+                          description="What each code adds to the balance of whoever redeems it.")
+    count = IntegerField("How many codes", default=1, validators=[InputRequired(), NumberRange(1, 1000)],
+                         description="1 to 1,000 in one batch.")
+    expires_in_days = IntegerField("Expires after (days)", validators=[Optional(), NumberRange(1, 3650)],
+                                   description="Empty: the codes never expire.")
+    note = StringField("Note", validators=[Optional(), Length(max=255)],
+                       description="What the batch is for, e.g. “workshop 12 May”. Only admins see it.")
+
+    def validate_amount(self, field) -> None:
+        """Nine decimals at most: a code is worth a whole number of nano-USD."""
+        if field.data is not None and field.data.as_tuple().exponent < -9:
+            raise ValidationError("At most nine decimals.")

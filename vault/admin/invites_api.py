@@ -11,6 +11,7 @@ from flask import Response, jsonify
 from pydantic import Field
 
 from vault import accounts
+from vault.admin import auditing
 from vault.admin.views import invite_url
 from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
@@ -61,12 +62,13 @@ def create_invite() -> tuple[Response, int]:
     body = read_body(NewInviteBody, allow_empty=True)
     now = utcnow()
     new = accounts.create_invite(db.session, require_user(), body.note, future_moment(body.expires_at, now))
+    auditing.audit_invite_created(new.record)
     db.session.commit()
     return jsonify(invite_json(new.record, now) | {"code": new.code, "url": invite_url(new.code)}), 201
 
 
 def revoke_invite(invite_id: int) -> tuple[str, int]:
     """Revoke an unused invite; a used one stays on record (409)."""
-    accounts.revoke_invite(db.session, invite_id)
+    auditing.revoke_invite(invite_id)
     db.session.commit()
     return "", 204

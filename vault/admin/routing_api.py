@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from flask import Response, jsonify
 from pydantic import Field
 
+from vault.admin import auditing
 from vault.admin.billing_api import model_json
 from vault.billing import limits
 from vault.clock import isoformat
@@ -68,9 +69,11 @@ def list_models() -> Response:
 def put_model(model: str) -> Response:
     """Hide a model or set its fallback chain (both back to their defaults: the setting goes)."""
     body = read_body(ModelSettingBody)
-    setting = changes.put_setting(db.session, model, body.hidden, body.fallback)
-    db.session.commit()
     name = changes.check_name(model, "model")
+    before = auditing.model_setting(db.session.get(ModelSetting, name))
+    setting = changes.put_setting(db.session, model, body.hidden, body.fallback)
+    auditing.audited_change("model.settings", f"model:{name}", before, auditing.model_setting(setting))
+    db.session.commit()
     return jsonify(model_item(name, db.session.get(GeminiModel, name), setting))
 
 
@@ -81,12 +84,17 @@ def list_aliases() -> Response:
 def put_alias(alias: str) -> Response:
     """Create or replace an alias (a virtual model when it has `defaults`)."""
     body = read_body(AliasBody)
+    before = auditing.alias_row(db.session.get(ModelAlias, alias.strip().removeprefix("models/")))
     row = changes.put_alias(db.session, alias, body.target, body.defaults)
+    auditing.audited_change("alias.put", f"alias:{row.alias}", before, auditing.alias_row(row))
     db.session.commit()
     return jsonify(alias_json(row))
 
 
 def delete_alias(alias: str) -> tuple[str, int]:
+    name = alias.strip().removeprefix("models/")
+    before = auditing.alias_row(db.session.get(ModelAlias, name))
     changes.delete_alias(db.session, alias)
+    auditing.audited("alias.delete", f"alias:{name}", before, None)
     db.session.commit()
     return "", 204

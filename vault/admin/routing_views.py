@@ -4,13 +4,14 @@ import json
 
 from flask import flash, redirect, render_template, url_for
 
-from vault.admin import bp
+from vault.admin import auditing, bp
 from vault.admin.routing_forms import AliasForm, ModelSettingForm
 from vault.admin.views import require_action
 from vault.billing import limits
 from vault.errors import VaultError
 from vault.extensions import db
 from vault.forms import ActionForm
+from vault.models import ModelAlias, ModelSetting
 from vault.routing import changes
 from vault.routing.merge import native_only, openai_defaults
 
@@ -35,11 +36,14 @@ def model_setting_save():
     if not form.validate_on_submit():
         return models_page(setting_form=form), 400
     try:
-        changes.put_setting(db.session, form.model.data, form.hidden.data, form.fallback_list())
+        name = changes.check_name(form.model.data, "model")
+        before = auditing.model_setting(db.session.get(ModelSetting, name))
+        setting = changes.put_setting(db.session, name, form.hidden.data, form.fallback_list())
     except VaultError as exc:
         db.session.rollback()
         form.model.errors.append(next(iter(exc.fields.values()), exc.message))
         return models_page(setting_form=form), 400
+    auditing.audited_change("model.settings", f"model:{name}", before, auditing.model_setting(setting))
     db.session.commit()
     flash(f"Settings of {form.model.data} saved.", "success")
     return redirect(url_for("admin.models_page"))
@@ -50,12 +54,14 @@ def alias_save():
     form = AliasForm()
     if not form.validate_on_submit():
         return models_page(alias_form=form), 400
+    before = auditing.alias_row(db.session.get(ModelAlias, form.alias.data.strip().removeprefix("models/")))
     try:
-        changes.put_alias(db.session, form.alias.data, form.target.data, form.defaults_value())
+        row = changes.put_alias(db.session, form.alias.data, form.target.data, form.defaults_value())
     except VaultError as exc:
         db.session.rollback()
         form.alias.errors.append(next(iter(exc.fields.values()), exc.message))
         return models_page(alias_form=form), 400
+    auditing.audited_change("alias.put", f"alias:{row.alias}", before, auditing.alias_row(row))
     db.session.commit()
     flash(f"Alias {form.alias.data} saved.", "success")
     return redirect(url_for("admin.models_page"))
@@ -64,7 +70,10 @@ def alias_save():
 @bp.post("/models/aliases/<alias>/delete")
 def alias_delete(alias: str):
     require_action()
+    name = alias.strip().removeprefix("models/")
+    before = auditing.alias_row(db.session.get(ModelAlias, name))
     changes.delete_alias(db.session, alias)
+    auditing.audited("alias.delete", f"alias:{name}", before, None)
     db.session.commit()
     flash(f"Alias {alias} removed.", "success")
     return redirect(url_for("admin.models_page"))

@@ -9,23 +9,31 @@ from flask import Response, current_app, flash, redirect, render_template, reque
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from vault import accounts, pool
-from vault.admin import bp
-from vault.admin.forms import AddKeysForm, BalanceForm, InviteForm, PriceForm, UsageFilterForm, UserLimitsForm
+from vault import accounts, charts, pool
+from vault.admin import auditing, bp
+from vault.admin.auditing import audited, audited_change
+from vault.admin.forms import BalanceForm, InviteForm, PriceForm, UsageFilterForm, UserLimitsForm
+from vault.alerts.mail import summary as alert_summary
+from vault.alerts.raising import recent_events as recent_alerts
 from vault.billing import ledger, limits, queries
 from vault.billing import prices as price_table
 from vault.billing.money import usd_to_nano
-from vault.charts import daily_bars
 from vault.clock import utcnow
 from vault.dashboard.views import key_cards
-from vault.errors import BadRequest, NotFound, ValidationFailed, VaultError
+from vault.errors import BadRequest, NotFound, ValidationFailed
 from vault.extensions import db
-from vault.forms import ActionForm, KeyPolicyForm, save_key_policy, save_user_limits, stored_to_form
+from vault.forms import (
+    ActionForm,
+    KeyPolicyForm,
+    save_key_policy,
+    save_user_limits,
+    stored_to_form,
+    token_required,
+)
 from vault.models import ModelPrice, User
 from vault.proxy.dialects import normalize_model
 from vault.resources import summary
 from vault.runtime import runtime
-from vault.templating import number, usd
 from vault.upstream.failover import check_key
 
 PER_PAGE = 25
@@ -46,14 +54,16 @@ def overview() -> str:
     periods = {label: queries.totals(db.session, queries.Filters(since=now - delta))
                for label, delta in (("Last 24 hours", timedelta(days=1)), ("Last 7 days", timedelta(days=7)))}
     since = datetime.combine(today - timedelta(days=13), time.min, UTC)
-    daily = queries.by_day_and_model(db.session, queries.Filters(since=since))
-    spend_rows = [{"day": row["day"], "cost_nano": round(row["cost"] * 10**9)} for row in daily]
+    daily = charts.cost_rows(queries.by_day_and_model(db.session, queries.Filters(since=since)))
     keys = pool.list_upstream_keys(db.session)
+    key_usage, key_usage_total = queries.by_upstream_key(db.session, now - timedelta(days=1))
     return render_template(
         "admin/overview.html", periods=periods, keys=keys, now=now,
-        requests_chart=daily_bars(daily, today, 14, "requests", lambda v: f"{number(v)} requests"),
-        spend_chart=daily_bars(spend_rows, today, 14, "cost_nano", usd),
+        requests_chart=charts.daily_chart(daily, today, 14, "requests", charts.REQUESTS, "Requests per day"),
+        spend_chart=charts.daily_chart(daily, today, 14, "cost_nano", charts.SPEND, "Spend per day"),
+        key_usage=key_usage, key_usage_total=key_usage_total,
         pool_counts=pool.count_by_state(keys, now),
+        alerts=recent_alerts(db.session, 5), alert_summary=alert_summary,
     )
 
 
@@ -92,6 +102,7 @@ def user_detail(user_id: int, balance_form: BalanceForm | None = None, limits_fo
 
 
 @bp.post("/users/<int:user_id>/balance")
+@token_required
 def user_balance(user_id: int):
     user = accounts.get_user(db.session, user_id)
     form = BalanceForm()
@@ -99,9 +110,10 @@ def user_balance(user_id: int):
         return user_detail(user_id, balance_form=form), 400
     admin_id, reason, amount = current_user.id, form.reason.data.strip(), form.amount.data
     if form.mode.data == "set":
-        ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+        adjustment = ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
     else:
-        ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+        adjustment = ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+    auditing.audit_balance(user.id, adjustment)
     db.session.commit()
     flash(f"Balance of {user.email} updated.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
@@ -111,8 +123,9 @@ def user_balance(user_id: int):
 def user_limits(user_id: int):
     """Set a user's limits: their keys' ceilings and the models they may see (empty fields: none)."""
     user = accounts.get_user(db.session, user_id)
-    form = UserLimitsForm()
+    form, before = UserLimitsForm(), auditing.user_limits(user)
     if form.validate_on_submit() and save_user_limits(form, user):
+        audited_change("user.limits", f"user:{user.id}", before, auditing.user_limits(user))
         db.session.commit()
         flash(f"Limits of {user.email} saved; they apply to every key of theirs from the next request.", "success")
         return redirect(url_for("admin.user_detail", user_id=user.id, _anchor="limits-title"))
@@ -123,8 +136,9 @@ def user_limits(user_id: int):
 def key_policy(user_id: int, key_id: int):
     """Set one Vault key's policy (above the global default if need be, never above its owner's limits)."""
     key = accounts.find_changeable_key(db.session, user_id, key_id)
-    form = KeyPolicyForm()
+    form, before = KeyPolicyForm(), auditing.key_policy(key)
     if form.validate_on_submit() and save_key_policy(form, key, None):
+        audited_change("api_key.policy", f"api_key:{key.id}", before, auditing.key_policy(key))
         db.session.commit()
         flash(f"Policy of key {key.name or key.prefix} saved.", "success")
         return redirect(url_for("admin.user_detail", user_id=user_id, _anchor=f"key-{key.id}"))
@@ -137,7 +151,9 @@ def user_active(user_id: int):
     user = accounts.get_user(db.session, user_id)
     active = request.form.get("value") == "on"
     accounts.refuse_self_lockout(current_user, user, active=active)
+    before = auditing.user_state(user)
     accounts.set_user_active(db.session, user, active)
+    audited_change("user.update", f"user:{user.id}", before, auditing.user_state(user))
     db.session.commit()
     flash(f"{user.email} is now {'active' if active else 'deactivated; their keys and sessions stop working'}.",
           "success")
@@ -150,7 +166,9 @@ def user_role(user_id: int):
     user = accounts.get_user(db.session, user_id)
     make_admin = request.form.get("value") == "on"
     accounts.refuse_self_lockout(current_user, user, admin=make_admin)
+    before = auditing.user_state(user)
     user.is_admin = make_admin
+    audited_change("user.update", f"user:{user.id}", before, auditing.user_state(user))
     db.session.commit()
     flash(f"{user.email} {'is now an admin' if make_admin else 'is no longer an admin'}.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
@@ -179,6 +197,7 @@ def invite_create():
     now = utcnow()
     expires_at = now + timedelta(days=form.expires_in_days.data) if form.expires_in_days.data else None
     new_invite = accounts.create_invite(db.session, current_user, form.note.data or "", expires_at)
+    auditing.audit_invite_created(new_invite.record)
     db.session.commit()
     return invites(InviteForm(formdata=None), new_invite), 201
 
@@ -186,7 +205,7 @@ def invite_create():
 @bp.post("/invites/<int:invite_id>/revoke")
 def invite_revoke(invite_id: int):
     require_action()
-    accounts.revoke_invite(db.session, invite_id)
+    auditing.revoke_invite(invite_id)
     db.session.commit()
     flash("The invite was revoked; its link no longer works.", "success")
     return redirect(url_for("admin.invites"))
@@ -201,38 +220,13 @@ def refresh_pool(results: list[pool.AddedKey]) -> None:
     health.refresh(force=True)
 
 
-@bp.get("/keys")
-def pool_page(form: AddKeysForm | None = None) -> str:
-    """The pool: add keys; each key's health, the files and caches it holds, and its buttons."""
-    keys, now, box = pool.list_upstream_keys(db.session), utcnow(), runtime().secret_box
-    return render_template("admin/pool.html", keys=keys, form=form or AddKeysForm(formdata=None),
-                           action_form=ActionForm(), now=now, holdings=summary.holdings(db.session, now),
-                           proxies={key.id: pool.masked_proxy(key, box) for key in keys})
-
-
-@bp.post("/keys")
-def pool_add():
-    form = AddKeysForm()
-    if not form.validate_on_submit():
-        return pool_page(form), 400
-    try:
-        results = pool.add_upstream_keys(db.session, form.key_list(), runtime().secret_box)
-    except VaultError as exc:
-        form.keys.errors.append(exc.message)
-        return pool_page(form), 400
-    db.session.commit()
-    refresh_pool(results)
-    added = sum(result.created for result in results)
-    flash(f"Added {added} key(s); {len(results) - added} already in the pool.", "success")
-    return redirect(url_for("admin.pool_page"))
-
-
 @bp.post("/keys/<int:key_id>/state")
 def pool_state(key_id: int):
     require_action()
     key = pool.find_upstream_key(db.session, key_id)
-    enabled = request.form.get("value") == "on"
+    enabled, before = request.form.get("value") == "on", auditing.pool_key(key)
     pool.set_upstream_key_state(db.session, key, enabled)
+    audited_change("pool.update", f"upstream_key:{key.id}", before, auditing.pool_key(key))
     db.session.commit()
     runtime().health.set_enabled(key.id, enabled)
     warning = "" if enabled else summary.held_by(db.session, key.id, utcnow()).disable_warning
@@ -244,7 +238,9 @@ def pool_state(key_id: int):
 def pool_delete(key_id: int):
     require_action()
     key = pool.find_upstream_key(db.session, key_id)
+    before = auditing.pool_key(key)
     pool.delete_upstream_key(db.session, key)
+    audited("pool.delete", f"upstream_key:{key.id}", before, auditing.pool_key(key))
     db.session.commit()
     runtime().health.refresh(force=True)
     warning = summary.held_by(db.session, key.id, utcnow()).delete_warning
@@ -257,12 +253,13 @@ def pool_proxy(key_id: int):
     """Set the key's egress proxy, or clear it (an empty field): the URL is never echoed, only its masked form."""
     require_action()
     key = pool.find_upstream_key(db.session, key_id)
-    box = runtime().secret_box
+    box, before = runtime().secret_box, auditing.pool_key(key)
     try:
         pool.set_upstream_key_proxy(key, request.form.get("proxy_url", "").strip() or None, box)
     except ValidationFailed as exc:
         flash(f"Key {key.masked}: {exc.fields.get('proxy_url', exc.message)}", "error")
         return redirect(url_for("admin.pool_page"))
+    audited_change("pool.update", f"upstream_key:{key.id}", before, auditing.pool_key(key))
     db.session.commit()
     runtime().health.refresh(force=True)
     shown = pool.masked_proxy(key, box)
@@ -299,7 +296,9 @@ def price_save():
         return prices(form), 400
     fields = {name: form[name].data for name in PRICE_FIELDS}
     model = normalize_model(form.model.data)
-    price_table.upsert_price(db.session, model, price_table.PriceInput(**fields))
+    before = auditing.price_row(db.session.get(ModelPrice, model))
+    row = price_table.upsert_price(db.session, model, price_table.PriceInput(**fields))
+    audited_change("price.put", f"price:{model}", before, auditing.price_row(row))
     db.session.commit()
     runtime().prices.refresh()
     flash(f"Prices of {model} saved.", "success")
@@ -312,7 +311,9 @@ def price_delete(model: str):
     row = db.session.get(ModelPrice, model)
     if row is None:
         raise NotFound("No price for this model.")
+    before = auditing.price_row(row)
     price_table.remove_price(db.session, row)
+    audited("price.delete", f"price:{model}", before, None)
     db.session.commit()
     runtime().prices.refresh()
     flash(f"Prices of {model} removed; it now pays the fallback price.", "success")

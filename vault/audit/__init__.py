@@ -63,7 +63,8 @@ def search(session: Session, actor: str = "", action: str = "", since: datetime 
     """A page of entries, newest first, filtered by actor (email or id), action (prefix) and time."""
     query = select(AuditEntry)
     if actor:
-        query = query.where(AuditEntry.actor_id == int(actor)) if actor.isdigit() else query.where(
+        numeric = actor.isascii() and actor.isdigit()
+        query = query.where(AuditEntry.actor_id == int(actor)) if numeric else query.where(
             AuditEntry.actor_email == actor.strip().lower())
     if action:
         query = query.where(AuditEntry.action.startswith(action, autoescape=True))

@@ -14,5 +14,7 @@ Reading order:
   holds, admin adjustments and the balance check, as atomic statements;
 - `meter` — one request's metering, from hold to settlement (retried, never lost silently);
 - `sweeper` — when abandoned holds are settled: at start, in the background per worker, by CLI;
+- `redemption` — top-up codes: minted in batches (stored hashed), each claimed once by one
+  conditional UPDATE with its ledger entry;
 - `queries` — reading the usage records back (pages, totals).
 """

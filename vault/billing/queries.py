@@ -116,3 +116,24 @@ def totals(session: Session, filters: Filters) -> dict[str, int]:
         func.coalesce(func.sum(UsageRecord.total_tokens), 0), func.coalesce(func.sum(UsageRecord.cost_nano), 0),
     ))).one()
     return {"requests": row[0], "errors": row[1], "tokens": int(row[2]), "cost_nano": int(row[3])}
+
+
+def by_upstream_key(session: Session, since: datetime, limit: int = 25) -> tuple[list[dict[str, Any]], int]:
+    """Requests and failures (status >= 400, or never settled) per upstream key since `since`, with
+    the key's masked form and state: the keys failing most first, then the busiest, at most `limit`
+    of them; and how many keys had traffic."""
+    from vault.models import UpstreamKey
+
+    failed = or_(UsageRecord.status >= 400, UsageRecord.status == 0)
+    counted = select(UsageRecord.upstream_key_id.label("key_id"), func.count(UsageRecord.id).label("requests"),
+                     func.count(UsageRecord.id).filter(failed).label("failures")).where(
+        UsageRecord.started_at >= since, UsageRecord.upstream_key_id.is_not(None)).group_by(
+        UsageRecord.upstream_key_id).subquery()
+    total = session.scalar(select(func.count()).select_from(counted)) or 0
+    top = (select(counted, UpstreamKey.masked, UpstreamKey.state, UpstreamKey.deleted_at)
+           .outerjoin(UpstreamKey, UpstreamKey.id == counted.c.key_id)
+           .order_by(counted.c.failures.desc(), counted.c.requests.desc(), counted.c.key_id).limit(limit))
+    return [{"upstream_key_id": row[0], "requests": int(row[1]), "failures": int(row[2]),
+             "error_rate": round(100 * int(row[2]) / int(row[1]), 1) if row[1] else 0.0,
+             "masked": row[3] or f"key {row[0]}", "state": "deleted" if row[5] or row[4] is None else row[4].value}
+            for row in session.execute(top)], int(total)

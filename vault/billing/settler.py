@@ -45,12 +45,15 @@ class SettlementWriter:
     """Queues settlements and writes them in batches from one background thread (a greenlet under gevent)."""
 
     def __init__(self, engine: Engine, session_factory: Callable[[], Session], delay: float, max_batch: int = 500,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS):
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS,
+                 on_settled: Callable[[set[int]], None] | None = None):
         self._engine = engine  # batches go through a plain connection: no ORM bookkeeping needed there
         self._sessions = session_factory  # the one-by-one path, with `ledger.settle`'s rules
         self.delay = delay
         self._max_batch = max_batch
         self._retry_delays = retry_delays
+        # Told which users' settlements were just committed (the alert monitor); it must only note.
+        self._on_settled = on_settled or (lambda user_ids: None)
         self._queue: list[ledger.Settlement] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -143,6 +146,7 @@ class SettlementWriter:
                     connection = self._engine.connect()
                 with connection:
                     ledger.settle_batch(connection, batch)
+                self._on_settled({entry.user_id for entry in batch})
                 return []
             except IntegrityError:
                 return self._write_one_by_one(batch)
@@ -174,4 +178,5 @@ class SettlementWriter:
             if not settled:
                 log.warning("settlement %s was already settled (swept as abandoned?); its cost %s was not charged",
                             entry.settlement_id, entry.cost)
+        self._on_settled({entry.user_id for entry in batch})
         return []

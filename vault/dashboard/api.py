@@ -1,4 +1,4 @@
-"""JSON API of a user's Vault keys: `/api-keys/`.
+"""JSON API of a user's Vault keys (`/api-keys/`) and of redeeming a top-up code (`/api/redeem`).
 
 Its routes are listed in `vault/dashboard/__init__.py`; this module loads on the first call to one.
 A key's policy (`vault.policies.settings.PolicyFields`) is set when it is minted and changed with
@@ -12,9 +12,11 @@ from pydantic import Field
 
 from vault import accounts
 from vault.auth.identity import require_user
+from vault.billing.money import nano_to_json
 from vault.clock import utcnow
+from vault.dashboard.views import redeem_code
 from vault.extensions import db
-from vault.jsonapi import api_key_report_json, read_body
+from vault.jsonapi import Body, api_key_report_json, read_body
 from vault.policies.settings import PolicyFields, change_key_policy, refuse_escalation, stored_changes
 from vault.runtime import runtime
 
@@ -70,3 +72,21 @@ def api_revoke_key(key_id: int) -> tuple[str, int]:
     accounts.revoke_api_key(db.session, user, key_id)
     db.session.commit()
     return "", 204
+
+
+class RedeemBody(Body):
+    code: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def api_redeem() -> Response:
+    """Redeem a top-up code `{code}` for the caller; the answer has the new balance.
+
+    Unknown, used and expired codes are 404, 409 and 410 for every caller; attempts are
+    rate-limited (429) per user and address.
+    """
+    user = require_user()
+    body = read_body(RedeemBody)
+    done = redeem_code(user, body.code)
+    return jsonify({"balance": nano_to_json(done.balance_nano), "balance_nano_usd": done.balance_nano,
+                    "amount": nano_to_json(done.amount_nano), "amount_nano_usd": done.amount_nano,
+                    "code": {"id": done.code_id, "prefix": done.prefix}})

@@ -5,19 +5,19 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from vault import accounts
-from vault.billing import queries
+from vault import accounts, charts
+from vault.billing import queries, redemption
 from vault.billing.money import usd_to_nano
-from vault.charts import daily_bars
 from vault.clock import utcnow
 from vault.dashboard import bp
-from vault.dashboard.forms import CreateKeyForm
-from vault.errors import BadRequest
+from vault.dashboard.forms import CreateKeyForm, RedeemForm
+from vault.errors import BadRequest, Conflict, Gone, NotFound, RateLimited
 from vault.extensions import db
 from vault.forms import ActionForm, KeyPolicyForm, save_key_policy, stored_to_form
 from vault.models import ApiKey
 from vault.policies.rules import key_settings
 from vault.policies.standing import key_standing
+from vault.ratelimit import enforce_redeem_limit
 from vault.resources import summary
 from vault.runtime import runtime
 from vault.templating import number, usd
@@ -62,22 +62,24 @@ def public_base_url() -> str:
     return (current_app.config["VAULT_PUBLIC_URL"] or request.host_url).rstrip("/")
 
 
-def dashboard_context(user, form: CreateKeyForm, new_key=None, posted=None) -> dict:
+def dashboard_context(user, form: CreateKeyForm, new_key=None, posted=None,
+                      redeem_form: RedeemForm | None = None) -> dict:
     today = datetime.now(UTC).date()
     since = datetime.combine(today - timedelta(days=CHART_DAYS - 1), datetime.min.time(), UTC)
-    daily = queries.by_day_and_model(db.session, queries.Filters(user_id=user.id, since=since))
+    daily = charts.cost_rows(queries.by_day_and_model(db.session, queries.Filters(user_id=user.id, since=since)))
     recent, _ = queries.page(db.session, queries.Filters(user_id=user.id), 1, 15)
     keys = accounts.list_api_keys(db.session, user)
     return {
-        "user": user, "form": form, "action_form": ActionForm(), "new_key": new_key, "keys": keys,
+        "user": user, "form": form, "redeem_form": redeem_form or RedeemForm(formdata=None),
+        "action_form": ActionForm(), "new_key": new_key, "keys": keys,
         "key_names": {key.id: key.name or key.prefix for key in keys}, "recent": recent,
         "cards": key_cards(keys, posted), "posted_key": posted[0] if posted else None,
         "default_rpm": runtime().default_rpm,
         "revoke_notes": summary.revoke_notes(db.session, user.id, keys, utcnow()),
-        "requests_chart": daily_bars(daily, today, CHART_DAYS, "requests", lambda v: f"{number(v)} requests"),
-        "tokens_chart": daily_bars(daily, today, CHART_DAYS, "total_tokens", lambda v: f"{number(v)} tokens"),
-        "spend_chart": daily_bars([{"day": r["day"], "cost_nano": round(r["cost"] * 10**9)} for r in daily], today,
-                                  CHART_DAYS, "cost_nano", usd),
+        "requests_chart": charts.daily_chart(daily, today, CHART_DAYS, "requests", charts.REQUESTS,
+                                             "Requests per day"),
+        "tokens_chart": charts.daily_chart(daily, today, CHART_DAYS, "total_tokens", charts.TOKENS, "Tokens per day"),
+        "spend_chart": charts.daily_chart(daily, today, CHART_DAYS, "cost_nano", charts.SPEND, "Spend per day"),
         "base_url": public_base_url(),
     }
 
@@ -129,3 +131,34 @@ def revoke_key(key_id: int):
     db.session.commit()
     flash(f"Key {record.name or record.prefix + '…'} was revoked; it no longer works.", "success")
     return redirect(url_for("dashboard.home"))
+
+
+def redeem_code(user, code: str) -> redemption.Redemption:
+    """Claim `code` for `user` and commit, each attempt counted against `VAULT_REDEEM_PER_HOUR`."""
+    enforce_redeem_limit(runtime().limiter, user.id, request.remote_addr or "",
+                         current_app.config["VAULT_REDEEM_PER_HOUR"])
+    done = redemption.redeem(db.session, user.id, code, utcnow())
+    db.session.commit()
+    return done
+
+
+@bp.post("/dashboard/redeem")
+@login_required
+def redeem():
+    """Redeem a top-up code; a refusal shows at the field, with the API's status (404/409/410/429)."""
+    user = current_user._get_current_object()
+    form, status, headers = RedeemForm(), 400, {}
+    if form.validate_on_submit():
+        try:
+            done = redeem_code(user, form.code.data)
+        except (NotFound, Conflict, Gone, RateLimited) as refused:
+            form.code.errors.append(refused.message)
+            status, headers = refused.status, refused.headers
+            if refused.retry_after is not None:
+                headers["Retry-After"] = str(refused.retry_after)
+        else:
+            flash(f"Code {done.prefix}… added {usd(done.amount_nano)}; your balance is {usd(done.balance_nano)}.",
+                  "success")
+            return redirect(url_for("dashboard.home", _anchor="redeem"))
+    context = dashboard_context(user, CreateKeyForm(formdata=None), redeem_form=form)
+    return render_template("dashboard/home.html", **context), status, headers

@@ -23,6 +23,7 @@ class AlertSettings(db.Model):
     webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     min_usable_keys: Mapped[int | None] = mapped_column()
     email_to: Mapped[str | None] = mapped_column(String(254))
+    pool_low_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # until the pool recovers
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

@@ -107,8 +107,9 @@ class PendingHold(db.Model):
 class BalanceAdjustment(db.Model):
     """A change of balance that is not a request's cost: signup credit or an admin's hand.
 
-    `amount_nano` is the change applied (positive or negative); `kind` is `signup`, `add`
-    or `set`; `admin_id` is who did it (None for signup credit).
+    `amount_nano` is the change applied (positive or negative); `kind` is `signup`, `add`,
+    `set` or `redeem` (a redemption code, see `vault.billing.redemption`); `admin_id` is who
+    did it (None for signup credit and redemptions).
     """
 
     __tablename__ = "balance_adjustments"

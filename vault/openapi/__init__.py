@@ -12,7 +12,11 @@ from copy import deepcopy
 
 from flask import Flask
 
+from vault.openapi.alerts import alert_paths, alert_schemas
+from vault.openapi.audit import audit_paths, audit_schemas
+from vault.openapi.codes import code_paths, code_schemas
 from vault.openapi.paths import api_paths, operations_paths, proxy_paths
+from vault.openapi.pool import pool_page_paths, pool_page_schemas
 from vault.openapi.routing import routing_paths, routing_schemas
 from vault.openapi.schemas import (
     INT,
@@ -34,6 +38,7 @@ PATH_PARAMETERS = {
     "user_id": ({"type": INT}, "A user's id."),
     "key_id": ({"type": INT}, "A key's id."),
     "invite_id": ({"type": INT}, "An invite's id."),
+    "job_id": ({"type": STR}, "A background job's id (from `POST /admin/api/upstream-keys/check`)."),
     "model": ({"type": STR}, "A model name such as `gemini-2.5-flash` (without `models/`)."),
     "alias": ({"type": STR}, "A model alias such as `fast` (without `models/`)."),
     "path": ({"type": STR}, "The rest of the path, e.g. `chat/completions`; it may contain `/`."),
@@ -72,10 +77,12 @@ def build_openapi(app: Flask) -> Schema:
         "openapi": "3.1.0",
         "info": {"title": "Gemini-Vault", "version": API_VERSION, "description": DESCRIPTION},
         "tags": TAGS,
-        "paths": with_path_parameters(api_paths() | routing_paths() | proxy_paths() | operations_paths(app)),
+        "paths": with_path_parameters(api_paths() | routing_paths() | audit_paths() | code_paths() | proxy_paths()
+                                      | alert_paths() | pool_page_paths() | operations_paths(app)),
         "components": {
             "schemas": body_schemas() | account_schemas() | pool_schemas() | resource_schemas() | billing_schemas()
-            | error_schemas() | gemini_schemas() | openai_schemas() | routing_schemas(),
+            | error_schemas() | gemini_schemas() | openai_schemas() | routing_schemas() | audit_schemas()
+            | code_schemas() | alert_schemas() | pool_page_schemas(),
             "securitySchemes": security_schemes(app.config.get("SESSION_COOKIE_NAME", "session")),
             "headers": {
                 "RetryAfter": {"description": "Seconds until a retry can succeed.", "schema": {"type": INT}},

@@ -117,6 +117,7 @@ def user_fields() -> dict[str, Schema]:
         "balance": usd(), "balance_nano_usd": typed(INT, description="The balance in nano-USD (exact)."),
         "request_count": typed(INT), "total_tokens": typed(INT), "spend": usd(), "spend_nano_usd": typed(INT),
         "created_at": moment(),
+        "low_balance_threshold": usd(nullable=True),
         "limits": obj(limit_fields() | {
             "visible_models": patterns("Models the user may see and call at all; null: every model.")},
             description="What an admin allows this user's keys: ceilings and defaults of their policy "

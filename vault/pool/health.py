@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import import_module
@@ -59,8 +59,11 @@ class PoolHealth:
 
     def __init__(self, rotator: KeyRotator, session_factory: Callable[[], Session], box: SecretBox,
                  refresh_seconds: float, clock: Callable[[], float] = time.time,
-                 on_attempt: Callable[[str], None] | None = None, on_failover: Callable[[], None] | None = None):
+                 on_attempt: Callable[[str], None] | None = None, on_failover: Callable[[], None] | None = None,
+                 on_disabled: Callable[[int, str], None] | None = None):
         self.rotator = rotator
+        # Told of each key disabled here (by its traffic or an admin); it must only note, never wait.
+        self.note_disabled = on_disabled or (lambda key_id, reason: None)
         self.note_attempt = on_attempt or (lambda verdict: None)
         self.note_failover = on_failover or (lambda: None)
         self._sessions = session_factory
@@ -158,6 +161,8 @@ class PoolHealth:
         elif outcome.strike:
             cooldown = self._strike(key, outcome)
         self._persist(key.id, values, cooldown)
+        if values.get("state") == UpstreamKeyState.DISABLED:
+            self.note_disabled(key.id, values["disabled_reason"])
 
     def set_enabled(self, key_id: int, enabled: bool) -> None:
         """An admin enabled or disabled a key (already saved): tell every worker at once."""
@@ -165,6 +170,17 @@ class PoolHealth:
             self.rotator.enable(key_id)
         else:
             self.rotator.rejected(key_id)
+        self.refresh(force=True)
+        if not enabled:
+            self.note_disabled(key_id, "disabled by an admin")
+
+    def set_enabled_many(self, key_ids: Iterable[int], enabled: bool) -> None:
+        """`set_enabled` for many keys at once (already saved), with a single re-read of the pool."""
+        for key_id in key_ids:
+            if enabled:
+                self.rotator.enable(key_id)
+            else:
+                self.rotator.rejected(key_id)
         self.refresh(force=True)
 
     def key(self, key_id: int) -> PoolKey | None:
