@@ -15,7 +15,7 @@ from typing import Any
 from vault.templating import number, usd
 
 WIDTH, HEIGHT = 360, 200
-LEFT, RIGHT, TOP, BOTTOM = 40, 4, 36, 22
+LEFT, RIGHT, TOP, BOTTOM = 44, 4, 40, 22
 PLOT_HEIGHT = HEIGHT - TOP - BOTTOM
 MAX_SERIES = 5
 OTHER = "other models"
@@ -126,8 +126,8 @@ def daily_chart(rows: list[dict[str, Any]], today: date, days: int, value: str, 
     columns = ["Day", *(series if len(series) > 1 else []), "Total"]
     table = [[day, *([kind.cell(cells.get(day, {}).get(name, 0)) for name in series] if len(series) > 1 else []),
               kind.cell(total)] for day, total in zip(dates, totals, strict=True)]
-    return Chart(title=f"{title} ({kind.unit})", summary=summary(title, dates, totals, series, kind), bars=bars, ticks=ticks,
-                 legend=legend, columns=columns, rows=table)
+    return Chart(title=f"{title} ({kind.unit})", summary=summary(title, dates, totals, series, kind), bars=bars,
+                 ticks=ticks, legend=legend, columns=columns, rows=table)
 
 
 def bar(day: str, index: int, slot: float, cell: dict[str, int], series: list[str], top: int,
@@ -143,7 +143,8 @@ def bar(day: str, index: int, slot: float, cell: dict[str, int], series: list[st
             segments.append({"y": round(y, 2), "height": round(max(height, 0.5), 2), "color": COLORS[i],
                              "title": f"{day[5:]} · {name}: {kind.text(amount)}"})
     total = sum(cell.values())
-    return {"day": day, "label": day[5:], "x": round(x, 2), "width": round(width, 2), "center": round(x + width / 2, 2),
+    return {"day": day, "label": day[5:], "x": round(x, 2), "width": round(width, 2),
+            "center": round(x + width / 2, 2),
             "top": round(y, 2), "value": total, "short": kind.short(total) if total else "",
             "title": f"{day}: {kind.text(total)}", "segments": segments, "show_label": index % 2 == 1}
 

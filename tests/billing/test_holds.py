@@ -20,8 +20,8 @@ from tests.test_pages import csrf_token, log_in
 from vault.billing import ledger
 from vault.billing.meter import Meter
 from vault.errors import PaymentRequired
-from vault.idempotency import new_token
 from vault.extensions import db
+from vault.idempotency import new_token
 from vault.models import BalanceAdjustment, User
 from vault.runtime import runtime
 
