@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from tests.test_pages import csrf_token, log_in
 from vault.clock import isoformat, utcnow
 from vault.extensions import db
+from vault.idempotency import new_token
 from vault.models import AuditEntry, RedemptionCode
 from vault.openapi import build_openapi
 from vault.security import hash_vault_key
@@ -154,12 +155,13 @@ def test_the_page_mints_shows_once_and_lists(app, admin, make_user, db_snapshot)
     before = db_snapshot()
     for bad in ({"amount": "0", "count": "1"}, {"amount": "1", "count": "1001"}, {"amount": "x", "count": "1"},
                 {"amount": "1", "count": "1", "expires_in_days": "0"}, {"amount": "0.0000000001", "count": "1"}):
-        refused = browser.post("/admin/redemption-codes", data=bad | {"csrf_token": token})
+        refused = browser.post("/admin/redemption-codes", data=bad | {"csrf_token": token, "form_token": new_token()})
         assert refused.status_code == 400 and b'aria-invalid="true"' in refused.data
     assert db_snapshot() == before
 
     created = browser.post("/admin/redemption-codes", data={"amount": "3", "count": "4", "expires_in_days": "30",
-                                                            "note": "=cmd|<b>x</b>", "csrf_token": token})
+                                                            "note": "=cmd|<b>x</b>", "csrf_token": token,
+                                                            "form_token": new_token()})
     assert created.status_code == 201
     html = created.get_data(as_text=True)
     shown = re.search(r'data-testid="new-codes-list">([^<]*)</textarea>', html).group(1).split()
@@ -193,7 +195,21 @@ def test_page_posts_need_csrf_and_an_admin(app, admin, make_user, db_snapshot):
     log_in(other, "ada@example.com")
     assert other.get("/admin/redemption-codes").status_code == 403
     token = csrf_token(other, "/dashboard")
-    refused = other.post("/admin/redemption-codes", data={"amount": "1", "count": "1", "csrf_token": token})
+    refused = other.post("/admin/redemption-codes", data={"amount": "1", "count": "1", "csrf_token": token,
+                                                          "form_token": new_token()})
     assert refused.status_code == 403
     assert db_snapshot() == before
     assert app.test_client().get("/admin/redemption-codes").status_code == 302  # to the login page
+
+
+def test_the_mint_form_sent_twice_mints_once_and_needs_its_token(app, admin):
+    browser = app.test_client()
+    log_in(browser, "root@example.com")
+    token = csrf_token(browser, "/admin/redemption-codes")
+    without = browser.post("/admin/redemption-codes", data={"amount": "1", "count": "2", "csrf_token": token})
+    assert without.status_code == 400 and db.session.scalars(db.select(RedemptionCode)).all() == []
+    form = {"amount": "1", "count": "2", "csrf_token": token, "form_token": new_token()}
+    assert browser.post("/admin/redemption-codes", data=form).status_code == 201
+    again = browser.post("/admin/redemption-codes", data=form)
+    assert again.status_code in (302, 303)
+    assert len(db.session.scalars(db.select(RedemptionCode)).all()) == 2  # one batch of two, not two batches

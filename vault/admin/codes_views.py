@@ -19,6 +19,7 @@ from vault.billing import redemption
 from vault.billing.money import nano_to_usd, usd_to_nano
 from vault.clock import isoformat, utcnow
 from vault.extensions import db
+from vault.forms import token_required
 
 PER_PAGE = 50
 CSV_HEADER = ["code", "amount_usd", "expires_at", "note", "batch"]
@@ -57,6 +58,7 @@ def codes(form: MintCodesForm | None = None, minted: redemption.MintedBatch | No
 
 
 @bp.post("/redemption-codes")
+@token_required
 def codes_mint():
     form = MintCodesForm()
     if not form.validate_on_submit():
