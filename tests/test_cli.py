@@ -3,7 +3,7 @@
 from tests.conftest import DEFAULT_PASSWORD
 from vault.accounts import find_user_by_email
 from vault.extensions import db
-from vault.models import UpstreamKey, User
+from vault.models import AuditEntry, UpstreamKey, User
 from vault.runtime import runtime
 
 UPSTREAM_KEYS = ["AIzaSyA-first-upstream-key-0000000000001", "AIzaSyB-second-upstream-key-000000000002"]
@@ -96,6 +96,20 @@ def test_upstream_add_refuses_garbage_and_adds_nothing(runner):
     result = runner.invoke(args=["upstream", "add", UPSTREAM_KEYS[0], "has spaces in it"])
     assert result.exit_code != 0
     assert db.session.query(UpstreamKey).count() == 0
+    assert db.session.query(AuditEntry).count() == 0
+
+
+def test_upstream_add_is_audited_from_the_cli(runner):
+    """Every pool change is audited: `flask upstream add` as `pool.add` by no one from `cli`, like the web's."""
+    result = runner.invoke(args=["upstream", "add", *UPSTREAM_KEYS])
+    assert result.exit_code == 0, result.output
+    entry = db.session.scalars(db.select(AuditEntry)).one()
+    assert (entry.action, entry.target, entry.before, entry.after) == (
+        "pool.add", "upstream_keys", None, {"added": 2, "duplicates": 0, "invalid_count": 0})
+    assert (entry.actor_id, entry.actor_email, entry.ip) == (None, "", "cli")
+    again = runner.invoke(args=["upstream", "add", UPSTREAM_KEYS[0]])
+    assert again.exit_code == 0 and "already in the pool" in again.output
+    assert db.session.query(AuditEntry).count() == 1, "adding nothing changes nothing: no entry"
 
 
 def test_upstream_list_when_empty(runner):

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from vault.clock import utcnow
 from vault.extensions import db
-from vault.idempotency import claim, new_token, prune, well_formed
+from vault.idempotency import claim, new_token, prune, release, well_formed
 from vault.models import FormSubmission
 
 
@@ -26,10 +26,12 @@ def test_a_token_is_claimed_once(app):
     assert count() == 2
 
 
-def test_a_rolled_back_claim_frees_the_token(app):
+def test_a_claim_is_committed_at_once_and_a_released_token_can_be_claimed_again(app):
     token = new_token()
     assert claim(db.session, token, None, utcnow())
-    db.session.rollback()
+    db.session.rollback()  # the submission's own work failed: the claim was committed before it
+    assert not claim(db.session, token, None, utcnow())
+    release(db.session, token)
     assert claim(db.session, token, None, utcnow())
 
 

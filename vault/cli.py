@@ -65,6 +65,11 @@ def add_keys(keys: tuple[str, ...]) -> None:
         results = pool.add_upstream_keys(db.session, secrets, runtime().secret_box)
     except VaultError as exc:
         raise click.ClickException(describe(exc)) from None
+    added = [result for result in results if result.created]  # a revived key counts as added
+    if added:
+        audit.record(db.session, None, "pool.add", "upstream_keys", None,
+                     {"added": len(added), "duplicates": len(results) - len(added), "invalid_count": 0},
+                     ip="cli", only_changes=False)
     db.session.commit()
     for result in results:
         if result.revived:
@@ -89,24 +94,28 @@ def list_keys(include_deleted: bool) -> None:
 
 @upstream.command("reencrypt")
 def reencrypt_keys() -> None:
-    """Encrypt every stored key under the first VAULT_ENCRYPTION_KEY entry (after putting a new key first).
+    """Encrypt every stored key, the alert webhook and open uploads' upstream URLs under the first
+    VAULT_ENCRYPTION_KEY entry (after putting a new key first).
 
     Fingerprints made under another key are rewritten under the fingerprint key. Safe while
-    the Vault serves, and to run again. Exits 1 if a key cannot be decrypted.
+    the Vault serves, and to run again. Exits 1 if something cannot be decrypted.
     """
     config = current_app.config
-    report = encryption.reencrypt_pool(db.session, runtime().secret_box)
+    report = encryption.reencrypt_stored(db.session, runtime().secret_box)
     db.session.commit()
     click.echo(f"Re-encrypted {report.reencrypted} key(s) under the first VAULT_ENCRYPTION_KEY entry; "
                f"{report.refingerprinted} fingerprint(s) rewritten; {report.deleted} deleted key(s) hold no secret.")
+    click.echo(f"Re-encrypted {report.others} other row(s): the alert webhook, open uploads' upstream URLs.")
     if report.duplicates:
         click.echo(f"Stored twice (delete one of each pair): ids {', '.join(map(str, report.duplicates))}.")
     if len(parse_list(config["VAULT_ENCRYPTION_KEY"])) > 1 and not config["VAULT_FINGERPRINT_KEY"]:
         click.echo("Fingerprints are keyed by the last VAULT_ENCRYPTION_KEY entry: when you drop it, "
                    "set VAULT_FINGERPRINT_KEY to it.")
-    if report.undecryptable:
-        raise click.ClickException(f"{len(report.undecryptable)} key(s) cannot be decrypted with any "
-                                   f"VAULT_ENCRYPTION_KEY entry: ids {', '.join(map(str, report.undecryptable))}.")
+    unreadable = ([f"{len(report.undecryptable)} key(s) (ids {', '.join(map(str, report.undecryptable))})"]
+                  if report.undecryptable else []) + report.unreadable
+    if unreadable:
+        raise click.ClickException(f"These cannot be decrypted with any VAULT_ENCRYPTION_KEY entry: "
+                                   f"{'; '.join(unreadable)}.")
 
 
 @click.group("billing")

@@ -11,7 +11,7 @@ import traceback
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from vault.extensions import db
@@ -246,6 +246,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException) -> Response:
         return render_error(from_http_exception(exc))
+
+    @app.errorhandler(DataError)
+    def handle_data_error(exc: DataError) -> Response:
+        # The database refused a value (a NUL in text, a number past its column): the caller's
+        # input, not an outage.
+        db.session.rollback()
+        log.warning("database refused a value: %s at %s %s", type(exc.orig).__name__, request.method, request.path)
+        return render_error(BadRequest("A value in the request cannot be stored or searched for."))
 
     @app.errorhandler(SQLAlchemyError)
     def handle_database_error(exc: SQLAlchemyError) -> Response:

@@ -57,17 +57,17 @@ def claim_form_token():
     if not idempotency.well_formed(token):
         raise BadRequest("The form expired; reload the page and try again.")
     if idempotency.claim(db.session, token, current_user.id, utcnow()):
-        after_this_request(release_unless_done)
+        after_this_request(lambda response: release_unless_done(response, token))
         return None
     flash(ALREADY_SENT, "info")
     return redirect(same_site_referrer() or url_for("dashboard.home"))
 
 
-def release_unless_done(response):
-    """A refused submission (4xx/5xx) did not do its work: drop its claim, so the corrected form can
-    be sent again. After a commit this rolls back nothing."""
+def release_unless_done(response, token: str):
+    """A refused submission (4xx/5xx) did not do its work: give its token back, so the corrected form
+    can be sent again."""
     if response.status_code >= 400:
-        db.session.rollback()
+        idempotency.release(db.session, token)
     return response
 
 

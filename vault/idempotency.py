@@ -1,10 +1,13 @@
 """Form tokens: each rendered form carries a random token, and a submission does its work once.
 
 A page puts a fresh token in every form it renders; the first POST carrying it claims the token
-with one INSERT on the primary key, in the same transaction as the work. A second submission
-with the same token (a double click, a resent request after a timeout) finds it taken and does
-nothing. When the work fails and rolls back, the claim goes with it, so the corrected form can be
-sent again. Tokens older than a day are pruned as new ones are claimed.
+with one INSERT on the primary key, committed before the work starts (on SQLite a claim kept
+open would hold the only write lock, and work done on another connection, a pool key's health
+or a hold, would wait for it). A second submission with the same token (a double click, a
+resent request after a timeout) finds it taken and does nothing. A submission refused for a
+mistake gives its token back (`release`), so the corrected form can be sent again; one whose
+worker died mid-way keeps it spent, and a reload of the page brings a new one. Tokens older
+than a day are pruned as new ones are claimed.
 """
 
 import re
@@ -33,10 +36,9 @@ def well_formed(token: str) -> bool:
 
 
 def claim(session: Session, token: str, user_id: int | None, now: datetime) -> bool:
-    """Claim `token` for this submission; False if a submission already claimed it.
+    """Claim `token` for this submission and commit; False if a submission already claimed it.
 
-    Must run before the submission's other writes: a refused claim rolls the session back.
-    On PostgreSQL a second claim waits for the first transaction, then fails if it committed.
+    Runs before the submission's own writes, in a transaction of its own.
     """
     try:
         session.execute(insert(FormSubmission).values(token=token, user_id=user_id, created_at=now))
@@ -44,7 +46,15 @@ def claim(session: Session, token: str, user_id: int | None, now: datetime) -> b
         session.rollback()
         return False
     prune(session, now)
+    session.commit()
     return True
+
+
+def release(session: Session, token: str) -> None:
+    """Give a claimed token back (its submission was refused and did nothing)."""
+    session.rollback()
+    session.execute(delete(FormSubmission).where(FormSubmission.token == token))
+    session.commit()
 
 
 def prune(session: Session, now: datetime) -> int:

@@ -1,6 +1,6 @@
 """Shared pieces of the JSON API views: validated bodies and the JSON form of records."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -72,6 +72,19 @@ def parse_body(schema: type[Schema], data: Any, strict: bool | None = None) -> S
             for error in exc.errors(include_url=False)
         }
         raise ValidationFailed(fields=fields) from None
+
+
+def utc_moment(moment: datetime | None, field: str) -> datetime | None:
+    """`moment` in UTC (a naive one is read as UTC); `ValidationFailed` naming `field` when UTC falls
+    outside the calendar (`9999-12-31T23:00:00-05:00` is in the year 10000 there)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationFailed(fields={field: "must fall between the years 1 and 9999 in UTC"}) from None
 
 
 def read_json(allow_empty: bool = False) -> Any:

@@ -220,3 +220,9 @@ def mask_secret(secret: str) -> str:
     if len(secret) < 12:
         return "…" + "*" * 4
     return f"{secret[:4]}…{secret[-4:]}"
+
+
+def mask_signing_secret(secret: str) -> str:
+    """A shared signing secret (the alert webhook's) as pages, the API and the audit trail show it: its last two
+    characters and its length. `mask_secret`'s eight characters would be half of a 16-character secret."""
+    return f"…{secret[-2:] if len(secret) >= 16 else ''} ({len(secret)} characters)"

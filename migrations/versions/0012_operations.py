@@ -92,8 +92,10 @@ def upgrade():
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('active_kind', sa.String(length=32), nullable=True),
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_jobs_created_by_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
+    sa.UniqueConstraint('active_kind', name=op.f('uq_jobs_active_kind'))
     )
     op.create_table('redemption_codes',
     sa.Column('id', sa.Integer(), nullable=False),

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import event, select
 
 from tests.test_pages import csrf_token, log_in
-from vault.clock import utcnow
+from vault.clock import isoformat, utcnow
 from vault.extensions import db
 from vault.jobs import STALE_SECONDS, create_job, key_check
 from vault.models import AuditEntry, Job, UpstreamCooldown, UpstreamKey, UpstreamKeyState
 from vault.pool import bulk
+from vault.pool.health import read_snapshot
 from vault.runtime import runtime
 
 # The pool page and one page of the list API, whatever the size of the pool: the session's user,
@@ -346,3 +347,46 @@ def test_a_job_whose_worker_stopped_reads_as_failed(client, admin_headers, admin
     stale = client.get(f"/admin/api/jobs/{job.id}", headers=admin_headers).get_json()
     assert (stale["state"], stale["done"]) == ("failed", 3) and "stopped" in stale["error"]
     assert client.get(f"/admin/api/jobs/{fresh.id}", headers=admin_headers).get_json()["state"] == "running"
+
+
+def test_bulk_disable_of_a_key_resting_after_failures_disables_it_for_good(client, admin_headers):
+    """A key the pool set aside for an hour (consecutive failures) comes back by itself when the hour is up; an
+    admin's explicit disable -- as PATCH state=disabled does -- lasts until re-enabled."""
+    (added,) = bulk.import_upstream_keys(db.session, [secret(1)], runtime().secret_box).added
+    key, until = added.key, utcnow() + timedelta(hours=1)
+    key.state, key.disabled_until = UpstreamKeyState.DISABLED, until
+    key.disabled_reason, key.consecutive_failures = "5 consecutive failures: HTTP 500", 5
+    db.session.commit()
+    answer = client.post("/admin/api/upstream-keys/bulk", headers=admin_headers,
+                         json={"action": "disable", "ids": [key.id]})
+    assert answer.get_json() == {"action": "disable", "changed": [key.id], "unchanged": [], "missing": []}
+    read_snapshot(db.session, runtime().secret_box, (utcnow() + timedelta(hours=2)).timestamp())  # 2 hours on
+    db.session.expire_all()
+    row = db.session.get(UpstreamKey, key.id)
+    assert (row.state, row.disabled_until, row.disabled_reason) == (UpstreamKeyState.DISABLED, None,
+                                                                    "disabled by an admin")
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "pool.bulk_disable"))
+    assert (entry.before, entry.after) == ({"keys": {str(key.id): f"disabled until {isoformat(until)}"}},
+                                           {"keys": {str(key.id): "disabled"}})
+    again = client.post("/admin/api/upstream-keys/bulk", headers=admin_headers,
+                        json={"action": "disable", "ids": [key.id]}).get_json()
+    assert again["unchanged"] == [key.id], "disabled for good already"
+
+
+def test_a_second_check_while_one_runs_starts_no_second_job(client, admin, admin_headers, admin_browser):
+    """Each job makes VAULT_KEY_CHECK_CONCURRENCY calls at once: two admins (or a double click) starting a check
+    together must not double the load on the upstream -- the running job is the answer, through the API or
+    the page, and nothing is audited."""
+    running = create_job(db.session, key_check.KIND, 1, {"ids": None}, admin.id, exclusive=True)
+    running.state, running.started_at, running.heartbeat_at = "running", utcnow(), utcnow()
+    db.session.commit()
+    answer = client.post("/admin/api/upstream-keys/check", headers=admin_headers)
+    assert answer.status_code == 202 and answer.get_json()["id"] == running.id
+    token = csrf_token(admin_browser, "/admin/keys")
+    page = admin_browser.post("/admin/keys/check", data={"csrf_token": token, "scope": "all"}, follow_redirects=True)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "A check is already running" in html
+    assert f'data-job="{running.id}"' in html and "Checking keys…" in html
+    db.session.rollback()
+    assert db.session.scalars(select(Job.id)).all() == [running.id]
+    assert db.session.scalars(select(AuditEntry).where(AuditEntry.action == "pool.check")).all() == []

@@ -239,7 +239,7 @@ def test_a_hanging_or_dead_webhook_never_slows_a_proxied_request(client, proxied
         assert set_webhook(client, admin_headers, hanging.url).status_code == 200
         client.patch(f"/admin/api/users/{user_id}", json={"low_balance_threshold": "500"}, headers=admin_headers)
         assert call(client, key.plaintext) == 200  # starts the monitor, which raises the alert and POSTs it
-        assert hanging.arrived.wait(5)
+        assert hanging.arrived.wait(30)  # the monitor runs beside the requests: a loaded machine delays it
         started = time.monotonic()
         for _ in range(5):
             assert call(client, key.plaintext) == 200
@@ -264,7 +264,7 @@ def test_the_alerts_api_shows_settings_masked_and_events(client, admin_headers, 
     assert shown["webhook"]["url"].startswith("http://127.0.0.1:")
     assert [(e["type"], e["state"], e["attempts"]) for e in shown["events"]] == [("low_balance", "delivered", 1)]
     stored = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "alerts.webhook")).one()
-    assert SECRET not in json.dumps(stored.after) and stored.after["webhook_secret"].startswith("s3cr")
+    assert SECRET not in json.dumps(stored.after) and stored.after["webhook_secret"] == "…23 (23 characters)"
     assert client.get("/admin/api/alerts?type=low_balance", headers=admin_headers).status_code == 200
 
 

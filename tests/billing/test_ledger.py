@@ -20,6 +20,7 @@ from vault.billing import ledger
 from vault.billing.money import usd_to_nano
 from vault.billing.prices import Price, Rates, cost_nano, model_candidates
 from vault.billing.usage import Usage
+from vault.clock import utcnow
 from vault.errors import PaymentRequired
 from vault.extensions import db
 from vault.models import BalanceAdjustment, User
@@ -203,3 +204,21 @@ def test_admin_adjustments_are_recorded_and_the_ledger_adds_up(client, make_user
     detail = client.get(f"/admin/api/users/{user_id}", headers=headers).get_json()
     assert detail["ledger"] | {"consistent": True} == detail["ledger"]
     assert detail["ledger_balance_nano_usd"] == detail["balance_nano_usd"] == 3 * 10**9
+
+
+@pytest.mark.parametrize("adjust, amount, rearmed", [
+    (ledger.add_to_balance, usd_to_nano("2"), True),
+    (ledger.set_balance, usd_to_nano("3"), True),
+    (ledger.add_to_balance, usd_to_nano("0.25"), False),  # still below the threshold: the alert stays spent
+    (ledger.set_balance, usd_to_nano("0.75"), False),
+])
+def test_an_admin_top_up_to_the_threshold_rearms_the_low_balance_alert(account, make_user, adjust, amount,
+                                                                        rearmed):
+    """The monitor re-arms only users it sees above the threshold: a top-up followed by a fall before its next
+    round would raise no alert, so the top-up itself re-arms."""
+    admin = make_user(email="root@example.com", is_admin=True)
+    user_id = account("0.50", low_balance_threshold_nano=usd_to_nano("1"), low_balance_alerted_at=utcnow())
+    adjust(db.session, user_id, admin.id, amount, "top-up")
+    db.session.commit()
+    db.session.expire_all()
+    assert (db.session.get(User, user_id).low_balance_alerted_at is None) is rearmed

@@ -11,7 +11,8 @@ from vault.billing.money import usd_to_nano
 from vault.clock import utcnow
 from vault.errors import Conflict, Gone, NotFound, ValidationFailed
 from vault.extensions import db
-from vault.models import BalanceAdjustment, RedemptionCode, User
+from vault.models import AlertEvent, BalanceAdjustment, RedemptionCode, User
+from vault.runtime import runtime
 
 
 @pytest.fixture
@@ -103,3 +104,31 @@ def test_search_filters_by_state_and_batch(account, minted):
     assert total == 2 and len(rows) == 1 and rows[0].batch == old.batch
     redeemed, _ = redemption.search(db.session, later, "redeemed")
     assert redemption.emails(db.session, redeemed) == {user_id: db.session.get(User, user_id).email}
+
+
+def test_a_redemption_rearms_the_low_balance_alert(app, client, make_user, auth_headers):
+    """Below the threshold (alerted), the user redeems a code and is above it again; when the balance then
+    falls below once more, that is a new crossing and must alert -- even if no monitor round happened to
+    run while the balance was up (the monitor only re-arms users it sees above the threshold)."""
+    admin = make_user(email="root@example.com", is_admin=True)
+    user = make_user(balance="0.50")
+    admin_headers = auth_headers(admin)
+    assert client.patch(f"/admin/api/users/{user.id}", json={"low_balance_threshold": "1"},
+                        headers=admin_headers).status_code == 200
+    alerts = runtime().alerts
+    alerts.run_once()
+    assert db.session.scalar(db.select(db.func.count()).select_from(AlertEvent)) == 1
+
+    code = client.post("/admin/api/redemption-codes", json={"amount": "5", "count": 1},
+                       headers=admin_headers).get_json()["codes"][0]
+    redeemed = client.post("/api/redeem", json={"code": code}, headers=auth_headers(user))
+    assert redeemed.status_code == 200 and redeemed.get_json()["balance"] == 5.5
+    # The user spends most of it again before the monitor's next round (settlements, or an admin correction).
+    spent = client.patch(f"/admin/api/users/{user.id}", json={"balance_delta": "-5", "reason": "spent"},
+                         headers=admin_headers)
+    assert spent.status_code == 200
+    alerts.run_once()
+    db.session.expire_all()
+    assert db.session.get(User, user.id).balance_nano == 500_000_000
+    kinds = [event.kind for event in db.session.scalars(db.select(AlertEvent).order_by(AlertEvent.id))]
+    assert kinds == ["low_balance", "low_balance"], "the second crossing below the threshold was never alerted"

@@ -153,3 +153,13 @@ def test_a_rate_limited_form_says_when_to_retry(app, member):
     limited = browser.post("/dashboard/redeem", data={"code": "gvr-b", "csrf_token": token})
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     assert "Too many redemption attempts" in limited.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("variant", [str.upper, str.lower, lambda code: f"  {code}\t", lambda code: code + "x"])
+def test_redeem_guesses_all_count_whatever_their_spelling(app, client, make_user, auth_headers, variant):
+    app.config["VAULT_REDEEM_PER_HOUR"] = 3
+    user = make_user()
+    guesses = [variant(f"gvr-guess-{number:020d}") for number in range(4)]
+    statuses = [client.post("/api/redeem", json={"code": guess}, headers=auth_headers(user)).status_code
+                for guess in guesses]
+    assert statuses == [404, 404, 404, 429]

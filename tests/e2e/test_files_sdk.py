@@ -130,8 +130,16 @@ def test_caches_are_owned_pinned_and_their_storage_is_charged(stack):
 
 
 def me(stack) -> dict:
-    return requests.get(f"{stack.base_url}/auth/users/me", timeout=30,
-                        headers={"Authorization": f"Bearer {stack.user_token}"}).json()
+    """The user as they see themselves, once every call of theirs is settled: a call's hold is
+    given back when its response closes, which may be just after the client read the answer."""
+    found = requests.get(f"{stack.base_url}/auth/users/me", timeout=30,
+                         headers={"Authorization": f"Bearer {stack.user_token}"}).json()
+    for _ in range(400):
+        shown = requests.get(f"{stack.base_url}/admin/api/users/{found['id']}", headers=stack.admin(), timeout=30)
+        if shown.json()["ledger"]["open_holds"] == 0:
+            return requests.get(f"{stack.base_url}/auth/users/me", timeout=30,
+                                headers={"Authorization": f"Bearer {stack.user_token}"}).json()
+    raise AssertionError("the user's calls never settled")
 
 
 def multipart(stack, data: bytes, name: str, key: str | None = None) -> requests.Response:

@@ -17,6 +17,7 @@ from vault.alerts import settings as alert_settings
 from vault.billing.money import nano_to_json, usd_to_nano
 from vault.errors import ValidationFailed
 from vault.extensions import db
+from vault.inbound import whole_number
 from vault.jsonapi import ChangeBody, Email, read_body
 from vault.models import User
 from vault.runtime import runtime
@@ -46,10 +47,10 @@ def show_alerts() -> Response:
     kind = request.args.get("type") or None
     if kind is not None and kind not in raising.KINDS:
         raise ValidationFailed(fields={"type": f"must be one of {', '.join(raising.KINDS)}"})
-    limit = request.args.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+    limit = whole_number(request.args.get("limit", "50"), 200)
+    if not limit:
         raise ValidationFailed(fields={"limit": "must be a whole number from 1 to 200"})
-    events = raising.recent_events(db.session, int(limit), kind)
+    events = raising.recent_events(db.session, limit, kind)
     return jsonify(settings_answer() | {"events": [raising.event_json(event) for event in events]})
 
 

@@ -19,6 +19,7 @@ from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
 from vault.errors import ValidationFailed
 from vault.extensions import db
+from vault.inbound import INTEGER_MAX
 from vault.jsonapi import CHANGE_CONFIG, Body, ChangeBody, api_key_report_json, parse_body, read_body, user_json
 from vault.models import UpstreamKey, User
 from vault.policies.settings import PolicyFields, UserLimitFields, change_key_policy, change_user_limits
@@ -45,7 +46,7 @@ class KeyListQuery(Body):
 
 class BulkKeysBody(Body):
     action: Literal["enable", "disable", "delete", "label"]
-    ids: Annotated[list[int], Field(min_length=1, max_length=bulk.MAX_IMPORT)]
+    ids: Annotated[list[Annotated[int, Field(ge=1, le=INTEGER_MAX)]], Field(min_length=1, max_length=bulk.MAX_IMPORT)]
     label: Annotated[str, Field(max_length=100)] | None = None
 
 

@@ -4,7 +4,7 @@ There is no route to change or delete an entry (and the model refuses to). Its r
 in `vault/admin/__init__.py`; this module loads on the first call to it.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from flask import Response, jsonify, request
@@ -13,9 +13,8 @@ from pydantic import Field
 from vault import audit
 from vault.errors import ValidationFailed
 from vault.extensions import db
-from vault.jsonapi import Body, parse_body
-
-MAX_ID = 2**31 - 1
+from vault.inbound import INTEGER_MAX, whole_number
+from vault.jsonapi import Body, parse_body, utc_moment
 
 
 class AuditQuery(Body):
@@ -27,20 +26,13 @@ class AuditQuery(Body):
     per_page: Annotated[int, Field(ge=1, le=500)] = 50
 
 
-def in_utc(moment: datetime | None) -> datetime | None:
-    """A naive time is read as UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def read_audit_query() -> AuditQuery:
     """The filters from the query string; an unreadable time or number is a 400 naming the field."""
     raw = {name: value for name, value in request.args.items() if value.strip() != ""}
     query = parse_body(AuditQuery, raw, strict=False)
-    query.since, query.until = in_utc(query.since), in_utc(query.until)
+    query.since, query.until = utc_moment(query.since, "since"), utc_moment(query.until, "until")
     actor = query.actor.strip()
-    if actor.isdigit() and (not actor.isascii() or int(actor) > MAX_ID):
+    if actor.isdigit() and whole_number(actor, INTEGER_MAX) is None:
         raise ValidationFailed(fields={"actor": "an email or a user id"})
     return query
 

@@ -3,7 +3,7 @@
 Its routes are listed in `vault/admin/__init__.py`; this module loads on the first call to one.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -19,7 +19,8 @@ from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat, utcnow
 from vault.errors import NotFound, ValidationFailed
 from vault.extensions import db
-from vault.jsonapi import Body, ChangeBody, api_key_report_json, parse_body, read_body, user_json
+from vault.inbound import INTEGER_MAX
+from vault.jsonapi import Body, ChangeBody, api_key_report_json, parse_body, read_body, user_json, utc_moment
 from vault.models import BalanceAdjustment, GeminiModel, ModelPrice, User
 from vault.proxy.dialects import normalize_model
 from vault.runtime import runtime
@@ -176,8 +177,8 @@ def model_json(row: GeminiModel) -> dict[str, Any]:
 
 
 class UsageQuery(Body):
-    user_id: Annotated[int, Field(gt=0)] | None = None
-    api_key_id: Annotated[int, Field(gt=0)] | None = None
+    user_id: Annotated[int, Field(gt=0, le=INTEGER_MAX)] | None = None
+    api_key_id: Annotated[int, Field(gt=0, le=INTEGER_MAX)] | None = None
     model: Annotated[str, Field(max_length=128)] | None = None
     status: Annotated[int, Field(ge=100, le=599)] | None = None
     since: datetime | None = None
@@ -191,9 +192,7 @@ def read_usage_query() -> UsageQuery:
     raw = {name: value for name, value in request.args.items() if value != ""}
     query = parse_body(UsageQuery, raw, strict=False)
     for moment in ("since", "until"):
-        value = getattr(query, moment)
-        if value is not None and value.tzinfo is None:
-            setattr(query, moment, value.replace(tzinfo=UTC))
+        setattr(query, moment, utc_moment(getattr(query, moment), moment))
     return query
 
 

@@ -20,6 +20,7 @@ from vault.billing.money import nano_to_usd, usd_to_nano
 from vault.clock import isoformat, utcnow
 from vault.extensions import db
 from vault.forms import token_required
+from vault.inbound import page_number
 
 PER_PAGE = 50
 CSV_HEADER = ["code", "amount_usd", "expires_at", "note", "batch"]
@@ -40,9 +41,8 @@ def batch_csv(minted: redemption.MintedBatch) -> str:
 def page_filters() -> tuple[str, str, int]:
     """State, batch and page from the query string; anything unknown reads as no filter."""
     state = request.args.get("state", "")
-    page = request.args.get("page", "1")
     return (state if state in redemption.STATES else "", request.args.get("batch", "").strip()[:32],
-            int(page) if page.isdigit() and 0 < int(page) <= 1_000_000 else 1)
+            page_number(request.args.get("page")))
 
 
 @bp.get("/redemption-codes")

@@ -17,6 +17,7 @@ from wtforms.validators import (
 )
 
 from vault.forms import LimitsForm
+from vault.inbound import INTEGER_MAX
 from vault.pool.bulk import split_keys
 
 
@@ -77,9 +78,12 @@ class IdsField(Field):
         if len(valuelist) > 500:
             raise ValueError("At most 500 keys at once (one page).")
         try:
-            self.data = [int(value) for value in valuelist]
+            ids = [int(value) for value in valuelist]
         except ValueError:
             raise ValueError("Not a key id.") from None
+        if not all(1 <= key_id <= INTEGER_MAX for key_id in ids):  # past it PostgreSQL refuses to compare
+            raise ValueError("Not a key id.")
+        self.data = ids
 
 
 class BulkKeysForm(FlaskForm):
@@ -147,7 +151,7 @@ class UsageFilterForm(FlaskForm):
         csrf = False
 
     user = StringField("User (email or id)", validators=[Optional(), Length(max=254)])
-    key = IntegerField("Key id", validators=[Optional(), NumberRange(1)])
+    key = IntegerField("Key id", validators=[Optional(), NumberRange(1, INTEGER_MAX)])
     model = StringField("Model", validators=[Optional(), Length(max=128)])
     status = IntegerField("Status", validators=[Optional(), NumberRange(100, 599)])
     since = StringField("From (date)", validators=[Optional(), Length(max=32)])

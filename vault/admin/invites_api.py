@@ -4,7 +4,7 @@ An invite's code is shown once, in the answer that creates it; only its hash is 
 routes are listed in `vault/admin/__init__.py`; this module loads on the first call to one.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from flask import Response, jsonify
@@ -17,7 +17,7 @@ from vault.auth.identity import require_user
 from vault.clock import isoformat, utcnow
 from vault.errors import ValidationFailed
 from vault.extensions import db
-from vault.jsonapi import Body, read_body
+from vault.jsonapi import Body, read_body, utc_moment
 from vault.models import Invite
 
 
@@ -42,11 +42,9 @@ def invite_json(invite: Invite, now: datetime) -> dict[str, Any]:
 
 
 def future_moment(moment: datetime | None, now: datetime) -> datetime | None:
-    """`moment` in UTC (naive is read as UTC); `ValidationFailed` unless it is after `now`."""
-    if moment is None:
-        return None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    if moment <= now:
+    """`moment` in UTC (naive is read as UTC); `ValidationFailed` unless it is after `now` and UTC can hold it."""
+    moment = utc_moment(moment, "expires_at")
+    if moment is not None and moment <= now:
         raise ValidationFailed(fields={"expires_at": "must be in the future"})
     return moment
 

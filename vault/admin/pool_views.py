@@ -13,12 +13,13 @@ from vault.admin.auditing import audited
 from vault.admin.forms import AddKeysForm, BulkKeysForm, CheckKeysForm
 from vault.admin.views import refresh_pool
 from vault.auth.identity import require_user
-from vault.clock import utcnow
+from vault.clock import isoformat, utcnow
 from vault.errors import BadRequest, VaultError
 from vault.extensions import db
 from vault.forms import ActionForm
+from vault.inbound import page_number
 from vault.jobs import key_check
-from vault.models import Job, UpstreamKey
+from vault.models import Job, UpstreamKey, UpstreamKeyState
 from vault.pool import bulk
 from vault.resources import summary
 from vault.runtime import runtime
@@ -30,13 +31,12 @@ STATE_FILTERS = ("", "active", "cooling", "disabled")
 def apply_bulk(keys: list[UpstreamKey], action: bulk.BulkAction, label: str = "") -> list[UpstreamKey]:
     """Enable, disable, delete or relabel `keys`, audited as `pool.bulk_<action>`, committed, and every
     worker told; returns the keys that changed."""
-    before = {key.id: key.label if action == "label" else key.state.value for key in keys}
+    before = {key.id: bulk_value(key, action) for key in keys}
     changed = bulk.change_upstream_keys(db.session, keys, action, label)
     if changed:
         audited(f"pool.bulk_{action}", f"upstream_keys:{len(changed)}",
                 {"keys": {key.id: before[key.id] for key in changed}},
-                {"keys": {key.id: key.label if action == "label" else key.state.value for key in changed}},
-                only_changes=False)
+                {"keys": {key.id: bulk_value(key, action) for key in changed}}, only_changes=False)
     db.session.commit()
     health = runtime().health
     if action in ("enable", "disable") and changed:
@@ -46,13 +46,29 @@ def apply_bulk(keys: list[UpstreamKey], action: bulk.BulkAction, label: str = ""
     return changed
 
 
+def bulk_value(key: UpstreamKey, action: bulk.BulkAction) -> str:
+    """What a bulk action changes on `key`, as its audit entry keeps it: the label, or the state -- a timed
+    disable with its end, so making it last reads as a change."""
+    if action == "label":
+        return key.label
+    if key.state is UpstreamKeyState.DISABLED and key.disabled_until is not None:
+        return f"disabled until {isoformat(key.disabled_until)}"
+    return key.state.value
+
+
 def start_pool_check(ids: list[int] | None) -> Job:
-    """Start checking `ids` (every pooled key if None) in the background, audited as `pool.check`."""
+    """Start checking `ids` (every pooled key if None) in the background, audited as `pool.check`; while a
+    check runs, none is started beside it and that job is the answer."""
+    return check_pool(ids)[0]
+
+
+def check_pool(ids: list[int] | None) -> tuple[Job, bool]:
+    """`start_pool_check`, and whether it started the job (False: the one already running)."""
     vault = runtime()
     checker = key_check.Checker(vault.session_factory, vault.health, vault.upstream,
                                 current_app.config["VAULT_KEY_CHECK_CONCURRENCY"])
-    audited("pool.check", "upstream_keys", None, {"ids": ids if ids is not None else "all"}, only_changes=False)
-    return key_check.start_check(db.session, checker, ids, require_user().id)
+    return key_check.start_check(db.session, checker, ids, require_user().id, record=lambda: audited(
+        "pool.check", "upstream_keys", None, {"ids": ids if ids is not None else "all"}, only_changes=False))
 
 
 def page_search() -> bulk.KeySearch:
@@ -60,7 +76,7 @@ def page_search() -> bulk.KeySearch:
     state = request.args.get("state", "")
     per_page = min(max(request.args.get("per_page", PER_PAGE, type=int), 1), MAX_PER_PAGE)
     return bulk.KeySearch(request.args.get("q", "").strip()[:200], state if state in STATE_FILTERS else "",
-                          max(request.args.get("page", 1, type=int), 1), per_page)
+                          page_number(request.args.get("page")), per_page)
 
 
 @bp.get("/keys")
@@ -138,6 +154,9 @@ def pool_check_many():
             raise BadRequest("The form expired; reload the page and try again.")
         flash("; ".join(error for errors in form.errors.values() for error in errors), "error")
         return pool_page(), 400
-    job = start_pool_check(form.ids.data if form.scope.data == "selected" else None)
-    flash(f"Checking {job.total} key(s) in the background.", "success")
+    job, started = check_pool(form.ids.data if form.scope.data == "selected" else None)
+    if started:
+        flash(f"Checking {job.total} key(s) in the background.", "success")
+    else:
+        flash(f"A check is already running ({job.done} of {job.total} key(s) done); wait for it to finish.", "error")
     return back_to_page()

@@ -30,6 +30,8 @@ from vault.forms import (
     stored_to_form,
     token_required,
 )
+from vault.inbound import INTEGER_MAX, page_number, whole_number
+from vault.jobs import key_check
 from vault.models import ModelPrice, User
 from vault.proxy.dialects import normalize_model
 from vault.resources import summary
@@ -71,7 +73,7 @@ def overview() -> str:
 def users() -> str:
     """Users: search by email, sort, paginate."""
     text, sort = request.args.get("q", "")[:254], request.args.get("sort", "newest")
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number(request.args.get("page"))
     found, total = accounts.search_users(db.session, text, sort, page, PER_PAGE)
     return render_template("admin/users.html", users=found, total=total, page=page, per_page=PER_PAGE, q=text,
                            sort=sort, sorts=list(accounts.USER_SORTS))
@@ -269,11 +271,15 @@ def pool_proxy(key_id: int):
 
 @bp.post("/keys/<int:key_id>/check")
 def pool_check(key_id: int):
-    """One cheap upstream call with this key; the result lands in its health."""
+    """One cheap upstream call with this key, audited as `pool.check` like a check job; the result lands in its
+    health."""
     require_action()
     vault = runtime()
     key = vault.health.key(pool.find_upstream_key(db.session, key_id).id)
     outcome = check_key(key, vault.upstream, vault.health)
+    audited("pool.check", f"upstream_key:{key.id}", None,
+            {"ids": [key.id], "result": key_check.OUTCOMES.get(outcome.verdict, "failed")}, only_changes=False)
+    db.session.commit()
     verdict = "works" if outcome.verdict.value == "ok" else f"failed: {outcome.summary}"
     flash(f"Key {key.masked} {verdict}.", "success" if outcome.verdict.value == "ok" else "error")
     return redirect(url_for("admin.pool_page"))
@@ -325,7 +331,8 @@ def usage_filters(form: UsageFilterForm) -> queries.Filters:
     user_id = None
     if form.user.data:
         text = form.user.data.strip()
-        user = db.session.get(User, int(text)) if text.isdigit() else accounts.find_user_by_email(db.session, text)
+        number = whole_number(text, INTEGER_MAX)
+        user = db.session.get(User, number) if number is not None else accounts.find_user_by_email(db.session, text)
         if user is None:
             form.user.errors.append("No such user.")
             raise BadRequest("Unknown user.")
@@ -335,13 +342,18 @@ def usage_filters(form: UsageFilterForm) -> queries.Filters:
 
 
 def read_day(field, extra_days: int = 0) -> datetime | None:
+    """The start of the field's day plus `extra_days`; `BadRequest` (the field says why) if it is no date."""
     if not field.data:
         return None
     try:
-        return datetime.combine(date.fromisoformat(field.data.strip()) + timedelta(days=extra_days), time.min, UTC)
+        day = date.fromisoformat(field.data.strip())
     except ValueError:
         field.errors.append("Use a date like 2026-11-25.")
         raise BadRequest("Unreadable date.") from None
+    try:
+        return datetime.combine(day + timedelta(days=extra_days), time.min, UTC)
+    except OverflowError:  # the day after 9999-12-31: every record is before it, so there is no bound
+        return None
 
 
 def usage_form() -> tuple[UsageFilterForm, queries.Filters | None]:
@@ -357,7 +369,7 @@ def usage_form() -> tuple[UsageFilterForm, queries.Filters | None]:
 @bp.get("/usage")
 def usage() -> tuple[str, int]:
     form, filters = usage_form()
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number(request.args.get("page"))
     records, total = queries.page(db.session, filters, page, 50) if filters else ([], 0)
     user_ids = {record.user_id for record in records}
     emails = {user.id: user.email for user in db.session.scalars(db.select(User).where(User.id.in_(user_ids)))}

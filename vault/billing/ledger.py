@@ -365,7 +365,20 @@ def add_to_balance(session: Session, user_id: int, admin_id: int, amount: int, r
     session.execute(update(users).where(users.c.id == user_id).values(balance_nano=users.c.balance_nano + amount))
     adjustment = BalanceAdjustment(user_id=user_id, admin_id=admin_id, kind="add", amount_nano=amount, reason=reason)
     session.add(adjustment)
+    rearm_low_balance(session, user_id)
     return adjustment
+
+
+def rearm_low_balance(session: Session, user_id: int) -> None:
+    """Clear the user's low-balance alert if a top-up brought the balance back to the threshold or above.
+
+    The alert monitor re-arms only users it sees above their threshold; a fall below it again
+    before its next round would otherwise raise no alert.
+    """
+    session.execute(update(users).where(
+        users.c.id == user_id, users.c.low_balance_alerted_at.is_not(None),
+        users.c.balance_nano >= users.c.low_balance_threshold_nano,
+    ).values(low_balance_alerted_at=None))
 
 
 OPEN_HOLDS = (select(func.coalesce(func.sum(holds.c.amount_nano), 0))
@@ -391,6 +404,7 @@ def set_balance(session: Session, user_id: int, admin_id: int, value: int, reaso
             adjustment = BalanceAdjustment(user_id=user_id, admin_id=admin_id, kind="set", amount_nano=target - seen,
                                            reason=reason)
             session.add(adjustment)
+            rearm_low_balance(session, user_id)
             return adjustment
     raise Conflict("The balance kept changing; retry.")
 

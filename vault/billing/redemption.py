@@ -5,7 +5,8 @@ visible prefix, so the plaintext exists in the answer that mints it and nowhere 
 
 A claim is one conditional UPDATE (still unredeemed, not expired) that marks the code
 redeemed; only the request whose UPDATE matched credits the balance and writes the
-`BalanceAdjustment` of kind `redeem`, in the same transaction. However many requests race
+`BalanceAdjustment` of kind `redeem`, in the same transaction — re-arming the user's
+low-balance alert if the balance is back at their threshold. However many requests race
 for one code, on SQLite or PostgreSQL, it pays out once and the ledger stays balanced.
 A failed claim says why in the same words for every caller: unknown (404), used (409) or
 expired (410) — a code someone else redeemed is used for you too.
@@ -18,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from vault.billing.ledger import rearm_low_balance
 from vault.clock import isoformat
 from vault.errors import Conflict, Gone, NotFound, ValidationFailed
 from vault.models import BalanceAdjustment, RedemptionCode, User
@@ -124,6 +126,7 @@ def redeem(session: Session, user_id: int, code: str, now: datetime) -> Redempti
         raise refusal(session, code_hash, now)
     code_id, prefix, amount = claimed
     session.execute(update(users).where(users.c.id == user_id).values(balance_nano=users.c.balance_nano + amount))
+    rearm_low_balance(session, user_id)
     session.add(BalanceAdjustment(user_id=user_id, admin_id=None, kind="redeem", amount_nano=amount,
                                   reason=f"redemption code {prefix}…", created_at=now))
     session.flush()

@@ -10,6 +10,9 @@ A worker that dies (a restart, a crash, a killed container) leaves its job `runn
 heartbeat that stops: whoever reads the job next, `STALE_SECONDS` after the last beat, marks
 it `failed` ("the worker running it stopped") instead of showing it running forever. The
 results gathered until then are kept; the admin starts a new check for the rest.
+
+A job created `exclusive` runs alone: while one of its kind is queued or running, no second
+one can be created (the unique `active_kind` decides, even between two requests at once).
 """
 
 import logging
@@ -35,11 +38,15 @@ STALE_SECONDS = 60.0  # a running job whose heartbeat is older than this lost it
 ACTIVE_STATES = ("queued", "running")
 
 
-def create_job(session: Session, kind: str, total: int, params: dict[str, Any], created_by: int | None) -> Job:
-    """A queued job of `kind` over `total` items (flushed; the caller commits before starting it)."""
+def create_job(session: Session, kind: str, total: int, params: dict[str, Any], created_by: int | None,
+               exclusive: bool = False) -> Job:
+    """A queued job of `kind` over `total` items (flushed; the caller commits before starting it).
+
+    An `exclusive` one raises `IntegrityError` while another exclusive job of `kind` is active.
+    """
     now = utcnow()
     job = Job(id=time_ordered_id(), kind=kind, state="queued", done=0, total=total, params=params, results=[],
-              created_by=created_by, created_at=now, heartbeat_at=now)
+              created_by=created_by, created_at=now, heartbeat_at=now, active_kind=kind if exclusive else None)
     session.add(job)
     session.flush()
     return job
@@ -50,7 +57,8 @@ def settle_if_stale(session: Session, job: Job, now: datetime) -> Job:
     beat = job.heartbeat_at or job.started_at or job.created_at
     if job.state in ACTIVE_STATES and beat < now - timedelta(seconds=STALE_SECONDS):
         session.execute(update(Job).where(Job.id == job.id, Job.state.in_(ACTIVE_STATES)).values(
-            state="failed", error="The worker running this job stopped before it finished.", finished_at=now))
+            state="failed", error="The worker running this job stopped before it finished.", finished_at=now,
+            active_kind=None))
         session.commit()
         session.refresh(job)
     return job
@@ -62,6 +70,13 @@ def read_job(session: Session, job_id: str, now: datetime) -> Job:
     if job is None:
         raise NotFound("No such job.")
     return settle_if_stale(session, job, now)
+
+
+def active_job(session: Session, kind: str, now: datetime) -> Job | None:
+    """The newest job of `kind` still queued or running (any whose worker stopped settled as failed), or None."""
+    found = session.scalars(select(Job).where(Job.kind == kind, Job.state.in_(ACTIVE_STATES))
+                            .order_by(Job.created_at.desc(), Job.id.desc())).all()
+    return next((job for job in found if settle_if_stale(session, job, now).state in ACTIVE_STATES), None)
 
 
 def latest_job(session: Session, kind: str, now: datetime) -> Job | None:
@@ -136,12 +151,12 @@ class Progress:
     def finish(self) -> None:
         now = self._clock()
         self._write(state="done", done=len(self.results), results=sorted(self.results, key=result_order),
-                    heartbeat_at=now, finished_at=now)
+                    heartbeat_at=now, finished_at=now, active_kind=None)
 
     def fail(self, error: str) -> None:
         now = self._clock()
         self._write(state="failed", error=error[:255], done=len(self.results), results=list(self.results),
-                    heartbeat_at=now, finished_at=now)
+                    heartbeat_at=now, finished_at=now, active_kind=None)
 
     def _write(self, **values: Any) -> None:
         with self._sessions() as session:

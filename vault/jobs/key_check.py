@@ -5,16 +5,22 @@ health records exactly as it would a proxied request's: a key the upstream rejec
 disabled, a 429 cools it, a success ends its failure streak. Keys are taken as the rotator
 knows them: one disabled is reported `disabled`, one cooling for the check's call (or resting
 after its breaker) is reported `cooling` -- neither is called.
+
+One check runs at a time: each makes up to `concurrency` upstream calls at once, and a second
+beside it (two admins, a double click) would double the load on the upstream for nothing.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vault.jobs import create_job, run_job, start_in_background
+from vault.clock import utcnow
+from vault.jobs import active_job, create_job, latest_job, run_job, start_in_background
 from vault.models import Job, UpstreamKey, UpstreamKeyState
 from vault.pool.classify import Verdict
 from vault.pool.health import PoolHealth
@@ -48,15 +54,31 @@ def keys_to_check(session: Session, ids: list[int] | None) -> list[tuple[int, st
     return [(row.id, row.masked, row.state is UpstreamKeyState.DISABLED) for row in rows]
 
 
-def start_check(session: Session, checker: Checker, ids: list[int] | None, created_by: int | None) -> Job:
-    """Create a check job over `ids` (every pooled key if None), commit it and start it in the background."""
+def start_check(session: Session, checker: Checker, ids: list[int] | None, created_by: int | None,
+                record: Callable[[], Any] = lambda: None) -> tuple[Job, bool]:
+    """Create a check job over `ids` (every pooled key if None), commit it with what `record()` adds to the
+    session (its audit entry) and start it in the background: the job and True.
+
+    While a check is queued or running, that job and False instead: nothing is started or recorded.
+    """
+    running = active_job(session, KIND, utcnow())
+    if running is not None:
+        return running, False
     keys = keys_to_check(session, ids)
-    job = create_job(session, KIND, len(keys), {"ids": ids}, created_by)
+    try:
+        job = create_job(session, KIND, len(keys), {"ids": ids}, created_by, exclusive=True)
+    except IntegrityError:  # another request started one between the look above and this insert
+        session.rollback()
+        winner = latest_job(session, KIND, utcnow())
+        if winner is None:
+            raise
+        return winner, False
+    record()
     session.commit()
     checker.health.refresh(force=True)  # judge cooldowns and disables on the pool as it is now
     start_in_background(partial(run_job, checker.sessions, job.id, keys, partial(check_one, checker),
                                 checker.concurrency))
-    return job
+    return job, True
 
 
 def check_one(checker: Checker, item: tuple[int, str, bool]) -> dict:

@@ -29,6 +29,9 @@ class Job(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A job that runs alone (one check of the pool at a time) holds its kind here while queued or running,
+    # NULL once it ends: the unique constraint refuses a second one even when two requests start one at once.
+    active_kind: Mapped[str | None] = mapped_column(String(32), unique=True)
 
 
 class FormSubmission(db.Model):

@@ -80,7 +80,9 @@ def pool_page_paths() -> dict[str, Schema]:
             requestBody=json_body(CheckKeysBody, required=False), security=USER_WRITE,
             description="One cheap upstream call per key (as the pool page's Check button), at most "
                         "`VAULT_KEY_CHECK_CONCURRENCY` at once; the outcome lands in each key's health as "
-                        "traffic's would (a rejected key is disabled). Keys disabled or cooling are not called.")},
+                        "traffic's would (a rejected key is disabled). Keys disabled or cooling are not called. "
+                        "One check runs at a time: while one is queued or running, that job is the answer and "
+                        "nothing new is started.")},
         "/admin/api/jobs/{job_id}": {"get": api(
             "showJob", "A background job's progress", "admin", (200, reply("The job.", ref("Job"))), 401, 403, 404,
             parameters=[{"name": "results", "in": "query", "required": False, "schema": typed(STR, enum=["0", "1"]),

@@ -59,7 +59,10 @@ def iso_text(value: Any) -> Any:
 
 def aware(moment: datetime) -> datetime:
     """A time without a zone is read as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall between the years 1 and 9999 in UTC") from None
 
 
 Globs = Annotated[list[str], Field(max_length=MAX_ENTRIES), AfterValidator(valid_globs)]

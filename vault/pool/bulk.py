@@ -190,7 +190,15 @@ def change_upstream_keys(session: Session, keys: list[UpstreamKey], action: Bulk
         elif action == "delete":
             delete_upstream_key(session, key)
             changed.append(key)
-        elif (key.state is UpstreamKeyState.ACTIVE) != (action == "enable") or (action == "enable" and key.cooldowns):
+        elif needs_state_change(key, action == "enable"):
             set_upstream_key_state(session, key, action == "enable")
             changed.append(key)
     return changed
+
+
+def needs_state_change(key: UpstreamKey, enable: bool) -> bool:
+    """Whether enabling (or disabling) `key` changes it: an admin's enable also ends its cooldowns, and an
+    admin's disable also makes a timed disable (resting after failures) last until re-enabled."""
+    if enable:
+        return key.state is not UpstreamKeyState.ACTIVE or bool(key.cooldowns)
+    return key.state is UpstreamKeyState.ACTIVE or key.disabled_until is not None

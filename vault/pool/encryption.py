@@ -1,10 +1,12 @@
-"""Encryption-key rotation for the stored pool, and the guard that keeps fingerprints meaningful.
+"""Encryption-key rotation for everything stored encrypted, and the guard that keeps fingerprints meaningful.
 
 `VAULT_ENCRYPTION_KEY` lists Fernet keys: the first encrypts, all decrypt. Rotating is
 "put a new key first, restart, `flask --app wsgi upstream reencrypt`, drop the old key"
-(README: Rotating the encryption key). `reencrypt_pool` is the middle step: every stored
-key is encrypted again under the first key, and a fingerprint made under another key (the
-former first-key rule) is rewritten under the current fingerprint key.
+(README: Rotating the encryption key). `reencrypt_stored` is the middle step: every stored
+key (and its proxy URL) is encrypted again under the first key, and a fingerprint made under
+another key (the former first-key rule) is rewritten under the current fingerprint key
+(`reencrypt_pool`); so are the alert webhook's URL and secret and the upstream URL of every
+upload still open (`reencrypt_others`).
 
 A deleted key's secret is wiped, so its fingerprint can never be recomputed: that is why
 the fingerprint key must outlive encryption keys (`SecretBox`), and why adding a key is
@@ -13,12 +15,14 @@ otherwise every configured key would quietly be added a second time.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from vault.clock import utcnow
 from vault.errors import ValidationFailed
-from vault.models import UpstreamKey, UpstreamKeyState
+from vault.models import AlertSettings, UploadSession, UpstreamKey, UpstreamKeyState
 from vault.security import SecretBox
 
 
@@ -31,6 +35,16 @@ class Reencrypted:
     deleted: int = 0
     undecryptable: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
+    others: int = 0  # the alert webhook, open uploads' upstream URLs
+    unreadable: list[str] = field(default_factory=list)  # those of them no listed key opens, named
+
+
+def reencrypt_stored(session: Session, box: SecretBox, now: datetime | None = None) -> Reencrypted:
+    """Encrypt every stored secret under the first Fernet key: the pool (`reencrypt_pool`), then the rest
+    (`reencrypt_others`, with uploads open at `now`). The caller commits."""
+    report = reencrypt_pool(session, box)
+    reencrypt_others(session, box, now or utcnow(), report)
+    return report
 
 
 def stored_keys(session: Session) -> list[UpstreamKey]:
@@ -69,6 +83,39 @@ def reencrypt_pool(session: Session, box: SecretBox) -> Reencrypted:
             same_proxy(row.proxy_url_encrypted)).values(**values)).rowcount
     session.expire_all()
     return report
+
+
+def reencrypt_others(session: Session, box: SecretBox, now: datetime, report: Reencrypted) -> None:
+    """Encrypt the alert webhook and the upstream URL of each upload still open under the first Fernet key,
+    noting in `report` what was rewritten and what no key opens. Finished and expired uploads are never
+    read again, so they are left as they are."""
+    for row in session.scalars(select(AlertSettings).order_by(AlertSettings.id)).all():
+        tokens = {"webhook_url_encrypted": row.webhook_url_encrypted,
+                  "webhook_secret_encrypted": row.webhook_secret_encrypted}
+        rewrite(session, box, AlertSettings, row.id, tokens, "the alert webhook", report)
+    open_uploads = select(UploadSession).where(UploadSession.upstream_url_encrypted != "",
+                                               UploadSession.finished_at.is_(None), UploadSession.expires_at > now)
+    for row in session.scalars(open_uploads.order_by(UploadSession.id)).all():
+        rewrite(session, box, UploadSession, row.id, {"upstream_url_encrypted": row.upstream_url_encrypted},
+                f"upload session {row.id}", report)
+    session.expire_all()
+
+
+def rewrite(session: Session, box: SecretBox, model, row_id: int, tokens: dict[str, str | None], name: str,
+            report: Reencrypted) -> None:
+    """Write row `row_id`'s tokens (those set) encrypted under the first key, if it still holds the ones read
+    (an admin may have changed them meanwhile)."""
+    tokens = {column: token for column, token in tokens.items() if token}
+    if not tokens:
+        return
+    try:
+        values = {column: box.rotate(token) for column, token in tokens.items()}
+    except ValueError:
+        report.unreadable.append(name)
+        return
+    still = [getattr(model, column) == token for column, token in tokens.items()]
+    report.others += session.execute(update(model).where(model.id == row_id, *still).values(**values)
+                                     .execution_options(synchronize_session=False)).rowcount
 
 
 def same_proxy(token: str | None):
