@@ -390,3 +390,22 @@ def test_a_second_check_while_one_runs_starts_no_second_job(client, admin, admin
     db.session.rollback()
     assert db.session.scalars(select(Job.id)).all() == [running.id]
     assert db.session.scalars(select(AuditEntry).where(AuditEntry.action == "pool.check")).all() == []
+
+
+def test_a_check_job_over_2000_keys_finishes_and_reports(app, client, admin_headers, fake_gemini):
+    """The issue's scale: 2,000 keys of the fake upstream, 40 of which it no longer knows."""
+    app.config["GEMINI_BASE_URL"] = fake_gemini.base_url
+    runtime().upstream.base_url = fake_gemini.base_url
+    secrets = [fake_gemini.new_key() for _ in range(2000)]
+    for gone in secrets[::50]:
+        fake_gemini.remove_key(gone)
+    bulk.import_upstream_keys(db.session, secrets, runtime().secret_box)
+    db.session.commit()
+    runtime().health.refresh(force=True)
+    started = client.post("/admin/api/upstream-keys/check", headers=admin_headers)
+    assert started.status_code == 202 and started.get_json()["total"] == 2000
+    job = wait_for(client, admin_headers, started.get_json()["id"], timeout=240)
+    assert (job["state"], job["done"], job["total"]) == ("done", 2000, 2000), job
+    assert job["counts"] == {"invalid": 40, "ok": 1960}
+    listed = client.get("/admin/api/upstream-keys?state=disabled", headers=admin_headers).get_json()
+    assert listed["total"] == 40
