@@ -19,6 +19,14 @@ from vault.extensions import db
 log = logging.getLogger(__name__)
 
 
+POLICY_HEADER = "X-Vault-Policy"  # names the key policy that refused a proxied call
+
+
+def policy_header(policy: str) -> dict[str, str]:
+    """The headers of a refusal by the key policy `policy` (`spend_cap`, `rate_limit_rpm`, ...)."""
+    return {POLICY_HEADER: policy}
+
+
 class VaultError(Exception):
     """Base of every error the Vault answers with on purpose."""
 

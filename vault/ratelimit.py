@@ -17,7 +17,7 @@ import limits
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from vault.errors import RateLimited
+from vault.errors import RateLimited, policy_header
 from vault.redisguard import RedisGuard, client_options
 
 UNANSWERED = object()
@@ -79,7 +79,7 @@ def enforce_key_limit(limiter: Limiter, api_key_id: int, per_minute_limit: int) 
     if not limiter.hit(item, "key", str(api_key_id)):
         raise RateLimited(f"rate_limit_rpm: this key's limit of {per_minute_limit} requests per minute is reached.",
                           retry_after=limiter.retry_after(item, "key", str(api_key_id)),
-                          headers={"X-Vault-Policy": "rate_limit_rpm"})
+                          headers=policy_header("rate_limit_rpm"))
 
 
 def address_bucket(address: str) -> str:

@@ -8,16 +8,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from vault.clock import isoformat
-from vault.errors import Forbidden
+from vault.errors import Forbidden, policy_header
 from vault.policies.quota import Quota
 from vault.policies.rules import Policy, period_of
 
-POLICY_HEADER = "X-Vault-Policy"
 PERIOD_LABELS = {"day": "per day", "week": "per week", "month": "per month", None: "over the key's life"}
 
 
 def refused(policy: str, message: str) -> Forbidden:
-    return Forbidden(f"{policy}: {message}", headers={POLICY_HEADER: policy})
+    return Forbidden(f"{policy}: {message}", headers=policy_header(policy))
 
 
 def check_door(policy: Policy, now: datetime, address: str) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from vault.billing import ledger
 from vault.billing.money import nano_to_json
-from vault.errors import PaymentRequired, RateLimited, Unauthorized
+from vault.errors import PaymentRequired, RateLimited, Unauthorized, policy_header
 from vault.models import ApiKey, KeySpend, PendingHold, UsageRecord
 
 api_keys, holds, records, spends = ApiKey.__table__, PendingHold.__table__, UsageRecord.__table__, KeySpend.__table__
@@ -78,11 +78,6 @@ def standing(session: Session, api_key_id: int, period: str | None, now: datetim
     return Standing(int(open_holds[0]), int(open_holds[1]) + int(settled[0]), int(spent), settled[1])
 
 
-def named(policy: str) -> dict[str, str]:
-    """The header naming the policy that refused (`vault.policies.door.POLICY_HEADER`)."""
-    return {"X-Vault-Policy": policy}
-
-
 def admit(session: Session, quota: Quota, now: datetime, amount: int, minimum: int | None) -> tuple[int, int | None]:
     """Check the key's limits with its row locked; the (amount, minimum) the balance hold may take.
 
@@ -96,14 +91,14 @@ def admit(session: Session, quota: Quota, now: datetime, amount: int, minimum: i
     if quota.max_concurrency is not None and now_standing.in_flight >= quota.max_concurrency:
         session.rollback()
         raise RateLimited(f"max_concurrency: this key may have {quota.max_concurrency} requests in flight at once; "
-                          "retry when one has finished.", retry_after=1, headers=named("max_concurrency"))
+                          "retry when one has finished.", retry_after=1, headers=policy_header("max_concurrency"))
     if quota.rate_limit_tpm is not None and now_standing.tokens_this_minute >= quota.rate_limit_tpm:
         session.rollback()
         wait = 1
         if now_standing.oldest_in_window is not None:
             wait = max(1, math.ceil((now_standing.oldest_in_window + WINDOW - now).total_seconds()))
         raise RateLimited(f"rate_limit_tpm: this key's limit of {quota.rate_limit_tpm} tokens per minute is "
-                          "reached.", retry_after=wait, headers=named("rate_limit_tpm"))
+                          "reached.", retry_after=wait, headers=policy_header("rate_limit_tpm"))
     if quota.spend_cap_nano is None:
         return amount, minimum
     left = quota.spend_cap_nano - now_standing.spent_this_period
@@ -111,11 +106,11 @@ def admit(session: Session, quota: Quota, now: datetime, amount: int, minimum: i
     if left <= 0:
         session.rollback()
         raise PaymentRequired(f"spend_cap: this key's spend cap of {cap_text} is spent.",
-                              headers=named("spend_cap"))
+                              headers=policy_header("spend_cap"))
     if minimum is not None and left < minimum:
         session.rollback()
         raise PaymentRequired(f"spend_cap: what is left of this key's spend cap of {cap_text} cannot cover the "
-                              "smallest cost of this request.", headers=named("spend_cap"))
+                              "smallest cost of this request.", headers=policy_header("spend_cap"))
     return min(amount, left), minimum
 
 

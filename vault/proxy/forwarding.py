@@ -28,10 +28,10 @@ from vault.billing.holds import Stamps
 from vault.billing.meter import Meter
 from vault.billing.usage import ArrayUsageTap, Evidence, OpenAIUsageStripper, SseUsageTap, evidence_of_body
 from vault.clock import utcnow
-from vault.errors import BadRequest, VaultError
+from vault.errors import POLICY_HEADER, BadRequest, VaultError
 from vault.extensions import db
 from vault.inbound import INLINE_JSON_TOKENS, element_count, encode_json, parse_json, read_body, require_json_type
-from vault.policies.door import POLICY_HEADER, check_door, check_model, quota_for
+from vault.policies.door import check_door, check_model, quota_for
 from vault.policies.rules import Policy
 from vault.proxy.dialects import stream_error_event
 from vault.proxy.images import images_returned
