@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.alerts.receivers import Smtp, Webhook, closed_port
 from tests.test_pages import csrf_token, log_in
-from vault.alerts import SmtpSettings, settings, signing
+from vault.alerts import SmtpSettings, raising, settings, signing
 from vault.alerts.delivery import DeliveryPolicy
 from vault.clock import utcnow
 from vault.extensions import db
@@ -228,6 +228,23 @@ def test_alerts_are_emailed_through_smtp(app, make_user, alerts):
         assert b"low@example.com is below their threshold" in data
     finally:
         server.close()
+
+
+def test_a_webhook_saved_while_a_round_scans_still_gets_the_alert(client, admin_headers, receiver, make_user, alerts,
+                                                                  monkeypatch):
+    # The round read "no webhook", then the admin saved one, then the scan saw the balance below its
+    # threshold: the alert must go to the webhook that existed before the crossing was seen.
+    make_user(balance="0.10", low_balance_threshold_nano=10**9)
+    rearm = raising.rearm_low_balances
+
+    def save_webhook_meanwhile(session):
+        assert set_webhook(client, admin_headers, receiver.url).status_code == 200
+        rearm(session)
+
+    monkeypatch.setattr(raising, "rearm_low_balances", save_webhook_meanwhile)
+    alerts.run_once()
+    assert [(event.kind, event.state, event.attempts) for event in events()] == [("low_balance", "delivered", 1)]
+    assert len(receiver.received) == 1
 
 
 def test_a_hanging_or_dead_webhook_never_slows_a_proxied_request(client, proxied_key, admin_headers, alerts):

@@ -4,8 +4,10 @@ width, and the busy state of a form: "Save balance" clicked twice sends one requ
 Screenshots land next to the other pages' in `tests/artifacts/screenshots/`.
 """
 
+import json
 import tempfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -116,19 +118,41 @@ def test_save_balance_clicked_twice_sends_one_request(own_stack, page):  # noqa:
     assert page.get_by_text("balance matches the ledger").is_visible()
 
 
+# Once the page shows a busy form, it reports the button's state to a route of the test's own.
+REPORT_BUSY = """() => new MutationObserver((_, observer) => {
+    const button = document.querySelector("form[aria-busy=true] button[aria-busy=true]");
+    if (!button) return;
+    observer.disconnect();
+    const state = [button.disabled, button.textContent, button.form.getAttribute("aria-busy")];
+    fetch("/__busy-seen?state=" + encodeURIComponent(JSON.stringify(state)));
+}).observe(document.body, {attributes: true, childList: true, subtree: true})"""
+
+
 def test_a_sent_form_shows_it_is_working(own_stack, page):  # noqa: F811  (the fixture)
     stack = own_stack(key_count=1)
     base = stack.base_url
     log_in(page, base, "ada@example.com", "long enough", "/dashboard")
-    # What the button shows once the form is sent, kept across the navigation in sessionStorage
-    # (this listener's timer runs after the one that marks the form busy).
-    page.evaluate("""() => document.addEventListener("submit", (event) => setTimeout(() => {
-        const button = event.target.querySelector("button[aria-busy=true]");
-        sessionStorage.setItem("busy", JSON.stringify(button && [button.disabled, button.textContent,
-                                                               event.target.getAttribute("aria-busy")]));
-    }, 0))""")
+    # The form's POST is held until the page has reported its busy state, so that state is seen while
+    # the request is really in flight, whatever the machine's load (no race with the navigation).
+    held, seen = [], []
+
+    def hold_the_post(route):
+        if route.request.method != "POST" or seen:
+            route.continue_()
+        else:
+            held.append(route)
+
+    def busy_seen(route):
+        seen.append(json.loads(parse_qs(urlsplit(route.request.url).query)["state"][0]))
+        route.fulfill(status=204)
+        while held:
+            held.pop().continue_()
+
+    page.route("**/dashboard/keys", hold_the_post)
+    page.route("**/__busy-seen*", busy_seen)
+    page.evaluate(REPORT_BUSY)
     page.get_by_label("Key name").fill("slow")
-    page.get_by_role("button", name="Create key").click()
-    page.wait_for_url(f"{base}/dashboard/keys")
+    with page.expect_navigation(url=f"{base}/dashboard/keys"):
+        page.get_by_role("button", name="Create key").click()
+    assert seen == [[True, "Working…", "true"]]
     assert page.get_by_text("you will not see it again").is_visible()
-    assert page.evaluate("JSON.parse(sessionStorage.getItem('busy'))") == [True, "Working…", "true"]

@@ -90,8 +90,7 @@ class Alerts:
         now = self.clock()
         with self._sessions() as session:
             row = alert_settings.load(session)
-            channels = raising.Channels(webhook=alert_settings.webhook(row, self._box) is not None,
-                                        email=bool(self.smtp and row and row.email_to))
+            channels = self._channels(row)
             raising.rearm_low_balances(session)
             raised = raising.raise_low_balances(session, now, channels, None if full else users) if full or users \
                 else []
@@ -99,10 +98,20 @@ class Alerts:
                        if (event := raising.raise_key_disabled(session, key_id, reason, now, channels))]
             if full or keys:
                 raised += [event for event in [raising.check_pool(session, row, now, channels)] if event]
+            if raised:
+                # The settings are read again after the scan: a webhook saved before a balance was seen
+                # crossing its threshold gets that alert, even when both happened during this round.
+                if row is not None:
+                    session.expire(row)
+                raising.route(raised, self._channels(alert_settings.load(session)))
             session.commit()
         for event in raised:
             log.warning("alert %s raised: %s", event.kind, mail.summary(event.kind, event.payload))
         return raised
+
+    def _channels(self, row) -> raising.Channels:
+        return raising.Channels(webhook=alert_settings.webhook(row, self._box) is not None,
+                                email=bool(self.smtp and row and row.email_to))
 
     def deliver_due(self) -> None:
         """Send every due webhook delivery and pending email."""

@@ -39,6 +39,13 @@ def add_event(session: Session, kind: str, payload: dict, now: datetime, channel
     return event
 
 
+def route(events: Iterable[AlertEvent], channels: Channels) -> None:
+    """Send freshly raised `events` to `channels` (as read when the round's scan was over)."""
+    for event in events:
+        event.state = "pending" if channels.webhook else "none"
+        event.email_state = "pending" if channels.email else None
+
+
 def below_threshold(user_ids: Iterable[int] | None = None):
     """Users below their own threshold and not yet alerted (`user_ids`: only these)."""
     query = select(User).where(User.low_balance_threshold_nano.is_not(None), User.low_balance_alerted_at.is_(None),
