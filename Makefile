@@ -39,10 +39,12 @@ run: migrate
 	@echo ""
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## Install test dependencies, lint, and run the whole suite.
+## Install test dependencies, lint, and run the whole suite, one pytest-xdist worker per core
+## (TEST_WORKERS=0 runs it in one process).
+TEST_WORKERS ?= auto
 test: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## Build the Dockerfile with podman and run the image (root; part of `make test` too).
 test-image: install-dev

@@ -3,12 +3,12 @@
 import os
 import re
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 from gunicorn.glogging import Logger
 
 # Read .env before any setting below, so `make run` and production honour the same file
 # (VAULT_BIND, WEB_CONCURRENCY, PROMETHEUS_MULTIPROC_DIR…); real environment variables win.
-load_dotenv()
+load_dotenv(find_dotenv(usecwd=True))  # the working directory's, however Python was started
 
 bind = os.environ.get("VAULT_BIND", "0.0.0.0:8000")
 worker_class = "gevent"

@@ -4,7 +4,7 @@ import logging
 import os
 import sys
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 
 def serving() -> bool:
@@ -27,7 +27,7 @@ def _patch_gevent_if_serving() -> None:
 
 
 _patch_gevent_if_serving()
-load_dotenv()
+load_dotenv(find_dotenv(usecwd=True))  # the working directory's, however Python was started
 
 from vault import create_app  # noqa: E402  (after the gevent patch)
 from vault.observability import configure_logging_from_env  # noqa: E402

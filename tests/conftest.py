@@ -6,17 +6,23 @@ end) whose tables are emptied after each test. In CI (`CI` set) a missing
 `TEST_DATABASE_URL` is an error, never a silent skip.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from flask import g
+from sqlalchemy import create_engine
 
 from tests.databases import TEST_DATABASE_URL, TEST_REDIS_URL, create_scratch_database, drop_scratch_database
 from tests.e2e.stacks import own_stack, session_fake, shared_stack, stack  # noqa: F401  (fixtures, used by name)
 from tests.fake_gemini.fixtures import fake_gemini  # noqa: F401  (a fixture, used by name)
 from tests.redis_servers import black_hole, private_redis  # noqa: F401  (fixtures, used by name)
+from tests.speedups import memoize_route_builders
 from vault import create_app, pool
 from vault.accounts import create_api_key
 from vault.billing import ledger
@@ -29,6 +35,8 @@ from vault.security import issue_access_token
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
 DEFAULT_PASSWORD = "correct horse battery"
+
+memoize_route_builders()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -96,11 +104,40 @@ def app(database_url: str, tmp_path) -> Iterator:
     app.before_request_funcs.setdefault(None, []).insert(0, fresh_g)
 
     with app.app_context():
-        db.create_all()
+        create_schema(database_url)
         yield app
         db.session.remove()
-        empty_tables()
+        if db.engine.dialect.name != "sqlite":  # a SQLite file belongs to this test alone
+            empty_tables()
         db.engine.dispose()
+
+
+def create_schema(database_url: str) -> None:
+    """Create every table: a new SQLite file is a copy of one made once per run (create_all costs
+    tens of milliseconds, a copy well under one)."""
+    if not database_url.startswith("sqlite:///"):
+        if database_url not in _SERVER_SCHEMAS:  # the run's own database keeps its tables, emptied
+            db.create_all()
+            _SERVER_SCHEMAS.add(database_url)
+        return
+    target = Path(database_url.removeprefix("sqlite:///"))
+    if target.exists():  # a test that made its database first
+        db.create_all()
+        return
+    global _SQLITE_SCHEMA
+    if _SQLITE_SCHEMA is None:
+        folder = Path(tempfile.mkdtemp(prefix="vault-schema-"))
+        engine = create_engine(f"sqlite:///{folder / 'schema.sqlite3'}")
+        db.metadata.create_all(engine)
+        engine.dispose()
+        atexit.register(shutil.rmtree, folder, True)
+        _SQLITE_SCHEMA = folder / "schema.sqlite3"
+    db.engine.dispose()  # nothing may hold the file while it is replaced
+    shutil.copyfile(_SQLITE_SCHEMA, target)
+
+
+_SQLITE_SCHEMA: Path | None = None
+_SERVER_SCHEMAS: set[str] = set()
 
 
 def empty_tables() -> None:
@@ -120,6 +157,19 @@ def runner(app):
     return app.test_cli_runner()
 
 
+_PASSWORD_HASHES: dict[tuple, str] = {}
+
+
+def password_hash(app, password: str) -> str:
+    """An argon2id hash of `password` with the app's parameters, made once per run for each pair
+    (a hash costs about 20 ms, and the suite makes thousands of users with a handful of passwords)."""
+    key = (password, app.config["VAULT_ARGON2_TIME_COST"], app.config["VAULT_ARGON2_MEMORY_KIB"],
+           app.config["VAULT_ARGON2_PARALLELISM"])
+    if key not in _PASSWORD_HASHES:
+        _PASSWORD_HASHES[key] = runtime().passwords.hash(password)
+    return _PASSWORD_HASHES[key]
+
+
 @pytest.fixture
 def make_user(app) -> Callable[..., User]:
     """Build and commit a user: `make_user(email=…, is_admin=…, balance="1.00", …)`."""
@@ -129,7 +179,7 @@ def make_user(app) -> Callable[..., User]:
               **fields) -> User:
         user = User(
             email=email or f"user{next(counter)}@example.com",
-            password_hash=runtime().passwords.hash(password),
+            password_hash=password_hash(app, password),
             balance_nano=usd_to_nano(balance),
             **fields,
         )

@@ -55,6 +55,7 @@ def test_gunicorn_reads_dotenv_before_it_binds(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     shutil.copy(PROJECT_ROOT / "gunicorn.conf.py", tmp_path / "gunicorn.conf.py")
     (tmp_path / ".env").write_text("VAULT_BIND=127.0.0.1:8123\nWEB_CONCURRENCY=3\n")
+    monkeypatch.chdir(tmp_path)  # the working directory's .env, as README says
     settings = runpy.run_path(str(tmp_path / "gunicorn.conf.py"))
     assert (settings["bind"], settings["workers"]) == ("127.0.0.1:8123", 3)
     monkeypatch.setenv("VAULT_BIND", "127.0.0.1:9000")  # the real environment wins over .env

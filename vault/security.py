@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
@@ -52,6 +53,14 @@ def gevent_serving() -> bool:
     return monkey.is_module_patched("socket")
 
 
+@lru_cache(maxsize=8)
+def dummy_hash(time_cost: int, memory_kib: int, parallelism: int) -> str:
+    """A hash of a random password with these parameters, verified when an account has none so that a
+    missing account costs as much as a wrong password. Made once per process and parameters."""
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID)
+    return hasher.hash(secrets.token_urlsafe(16))
+
+
 class PasswordHashing:
     """argon2id hashing with configured cost, run off the gevent hub."""
 
@@ -59,7 +68,7 @@ class PasswordHashing:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._dummy_hash = dummy_hash(time_cost, memory_kib, parallelism)
 
     def hash(self, password: str) -> str:
         """Hash `password` into an encoded argon2id string."""

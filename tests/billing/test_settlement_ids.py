@@ -1,6 +1,5 @@
 """Through the proxy: each request is settled under an id the server made, whatever X-Request-Id says."""
 
-import uuid
 
 import pytest
 
@@ -16,7 +15,7 @@ def vault_key(proxied_key):
     return proxied_key("1.00").plaintext
 
 
-@pytest.mark.parametrize("request_id", ["client-fixed-id-0001", str(uuid.uuid4()), "r" * 64])
+@pytest.mark.parametrize("request_id", ["client-fixed-id-0001", "3f0c9a4e-8b1d-4c2f-9e7a-5d6b1a2c3e4f", "r" * 64])
 def test_a_reused_or_long_request_id_never_makes_a_request_free(client, vault_key, request_id):
     for _ in range(3):
         response = client.post(GENERATE, json=PROMPT, headers={"x-goog-api-key": vault_key,

@@ -133,7 +133,8 @@ class FakeGemini:
     def start(self) -> "FakeGemini":
         """Bind a free loopback port and serve on a daemon thread."""
         self._httpd = _HTTPServer(self)
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+        # `stop()` waits for the serving loop's next poll: a short one keeps every test's teardown short.
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.005},
                          name="fake-gemini", daemon=True).start()
         return self
 
