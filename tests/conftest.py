@@ -25,7 +25,7 @@ from tests.redis_servers import black_hole, private_redis  # noqa: F401  (fixtur
 from tests.speedups import memoize_route_builders
 from vault import create_app, pool
 from vault.accounts import create_api_key
-from vault.billing import ledger
+from vault.billing import balances
 from vault.billing.money import usd_to_nano
 from vault.extensions import db
 from vault.models import User
@@ -226,7 +226,7 @@ def proxied_key(app, request, make_user, make_api_key):
 
     def build(balance: str = "1.00"):
         user = make_user(balance=balance)
-        ledger.record_signup_credit(db.session, user)
+        balances.record_signup_credit(db.session, user)
         db.session.commit()
         return make_api_key(user)
 

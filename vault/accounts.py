@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vault.billing.ledger import record_signup_credit
+from vault.billing.balances import record_signup_credit
 from vault.clock import utcnow
 from vault.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from vault.models import ApiKey, Invite, User

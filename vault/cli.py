@@ -10,7 +10,7 @@ from flask import Flask, current_app
 
 from vault import accounts, audit, pool
 from vault.admin.auditing import USER_STATE, price_row
-from vault.billing import catalog, ledger, limits
+from vault.billing import balances, catalog, limits
 from vault.billing.money import nano_to_usd
 from vault.config import parse_list
 from vault.errors import VaultError
@@ -170,7 +170,7 @@ def check_balances() -> None:
 
     Expected balance = adjustments (signup credit included) - settled costs - open holds.
     """
-    checks = ledger.check_balances(db.session)
+    checks = balances.check_balances(db.session)
     wrong = [check for check in checks if not check.consistent]
     for check in wrong:
         click.echo(f"user {check.user_id} {check.email}: stored {nano_to_usd(check.stored)} USD, expected "

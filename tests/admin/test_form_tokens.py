@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.test_pages import csrf_token, log_in
-from vault.billing import ledger
+from vault.billing import balances
 from vault.extensions import db
 from vault.idempotency import new_token
 from vault.models import BalanceAdjustment, User
@@ -44,7 +44,7 @@ def test_the_balance_form_sent_twice_credits_once(browser, admin, make_user):
     db.session.expire_all()
     assert db.session.get(User, user.id).balance_nano == 5 * 10**9
     assert db.session.scalar(db.select(db.func.count(BalanceAdjustment.id))) == 1
-    (check,) = ledger.check_balances(db.session, user.id)
+    (check,) = balances.check_balances(db.session, user.id)
     assert check.difference == 0
     assert "already sent" in browser.get(second.headers["Location"]).get_data(as_text=True)
     # A freshly rendered form has a new token and works again.

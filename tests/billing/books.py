@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from vault.billing import ledger
+from vault.billing import balances, ledger
 from vault.billing.ledger import Settlement
 from vault.extensions import db
 from vault.models import PendingHold, UsageRecord, User
@@ -70,8 +70,8 @@ def records(user_id: int | None = None) -> list[UsageRecord]:
 def assert_books_balance(*user_ids: int) -> None:
     """The ledger invariant, for every user (or those given), and one record per settlement id."""
     db.session.rollback()
-    checks = [check for user_id in user_ids for check in ledger.check_balances(db.session, user_id)] if user_ids \
-        else ledger.check_balances(db.session)
+    checks = [check for user_id in user_ids for check in balances.check_balances(db.session, user_id)] if user_ids \
+        else balances.check_balances(db.session)
     wrong = [check for check in checks if not check.consistent]
     assert wrong == [], wrong
     duplicates = db.session.execute(select(UsageRecord.settlement_id).group_by(UsageRecord.settlement_id)

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 
-from vault.billing import ledger
+from vault.billing import balances
 from vault.extensions import db
 
 
@@ -14,7 +14,7 @@ def account(make_user) -> Callable[..., int]:
 
     def build(balance: str = "1.00", **fields) -> int:
         user = make_user(balance=balance, **fields)
-        ledger.record_signup_credit(db.session, user)
+        balances.record_signup_credit(db.session, user)
         db.session.commit()
         return user.id
 

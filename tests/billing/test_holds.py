@@ -17,7 +17,7 @@ from tests.billing.books import (
     take_hold,
 )
 from tests.test_pages import csrf_token, log_in
-from vault.billing import ledger
+from vault.billing import balances, ledger
 from vault.billing.meter import Meter
 from vault.errors import PaymentRequired
 from vault.extensions import db
@@ -30,7 +30,7 @@ def test_set_balance_means_x_minus_what_requests_in_flight_end_up_costing(accoun
     admin_id = account(is_admin=True)
     user_id = account("1.00")
     settlement_id, held = take_hold(user_id, 7000)
-    ledger.set_balance(db.session, user_id, admin_id, 0, "stop")
+    balances.set_balance(db.session, user_id, admin_id, 0, "stop")
     db.session.commit()
     assert balance_of(user_id) == -7000, "X minus the open hold"
     assert_books_balance()
@@ -45,7 +45,7 @@ def test_add_to_balance_ignores_holds(account):
     admin_id = account(is_admin=True)
     user_id = account("1.00")
     take_hold(user_id, 7000)
-    ledger.add_to_balance(db.session, user_id, admin_id, 5000, "top-up")
+    balances.add_to_balance(db.session, user_id, admin_id, 5000, "top-up")
     db.session.commit()
     assert balance_of(user_id) == 10**9 - 7000 + 5000
     assert_books_balance()

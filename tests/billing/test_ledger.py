@@ -16,7 +16,7 @@ from tests.billing.books import (
     take_hold,
 )
 from vault import models
-from vault.billing import ledger
+from vault.billing import balances
 from vault.billing.money import usd_to_nano
 from vault.billing.prices import Price, Rates, cost_nano, model_candidates
 from vault.billing.usage import Usage
@@ -200,17 +200,17 @@ def test_admin_adjustments_are_recorded_and_the_ledger_adds_up(client, make_user
                                      .order_by(BalanceAdjustment.id)).all()
     assert [(a.kind, a.admin_id) for a in adjustments] == [("signup", None), ("add", admin.id), ("set", admin.id)]
     assert adjustments[2].amount_nano == 3 * 10**9 - (10**9 - 4321 + 2_500_000_000)
-    assert ledger.ledger_balance(db.session, user_id) == balance_of(user_id) == 3 * 10**9
+    assert balances.ledger_balance(db.session, user_id) == balance_of(user_id) == 3 * 10**9
     detail = client.get(f"/admin/api/users/{user_id}", headers=headers).get_json()
     assert detail["ledger"] | {"consistent": True} == detail["ledger"]
     assert detail["ledger_balance_nano_usd"] == detail["balance_nano_usd"] == 3 * 10**9
 
 
 @pytest.mark.parametrize("adjust, amount, rearmed", [
-    (ledger.add_to_balance, usd_to_nano("2"), True),
-    (ledger.set_balance, usd_to_nano("3"), True),
-    (ledger.add_to_balance, usd_to_nano("0.25"), False),  # still below the threshold: the alert stays spent
-    (ledger.set_balance, usd_to_nano("0.75"), False),
+    (balances.add_to_balance, usd_to_nano("2"), True),
+    (balances.set_balance, usd_to_nano("3"), True),
+    (balances.add_to_balance, usd_to_nano("0.25"), False),  # still below the threshold: the alert stays spent
+    (balances.set_balance, usd_to_nano("0.75"), False),
 ])
 def test_an_admin_top_up_to_the_threshold_rearms_the_low_balance_alert(account, make_user, adjust, amount,
                                                                         rearmed):

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from vault.billing import ledger, redemption
+from vault.billing import balances, redemption
 from vault.billing.money import usd_to_nano
 from vault.clock import utcnow
 from vault.errors import Conflict, Gone, NotFound, ValidationFailed
@@ -70,7 +70,7 @@ def test_a_claim_credits_once_and_lands_in_the_ledger(account, minted):
     db.session.expire_all()
     assert db.session.get(User, user_id).balance_nano == usd_to_nano(6)
     assert db.session.get(User, other_id).balance_nano == usd_to_nano(1)
-    assert all(check.consistent for check in ledger.check_balances(db.session))
+    assert all(check.consistent for check in balances.check_balances(db.session))
 
 
 def test_unknown_and_expired_codes_change_nothing(account, minted, db_snapshot):

@@ -13,7 +13,7 @@ from tests.billing.books import (
     settlement,
     take_hold,
 )
-from vault.billing import ledger
+from vault.billing import abandoned, ledger
 from vault.billing.sweeper import Sweeper
 from vault.bootstrap import bootstrap
 from vault.runtime import runtime
@@ -21,7 +21,7 @@ from vault.runtime import runtime
 
 def sweep() -> int:
     with runtime().session_factory() as session:
-        return ledger.sweep_abandoned(session, datetime.now(UTC))
+        return abandoned.sweep_abandoned(session, datetime.now(UTC))
 
 
 def test_only_expired_holds_are_settled_as_abandoned_at_their_estimate(account):
@@ -66,7 +66,7 @@ def test_many_sweepers_and_settlements_at_once_settle_each_hold_once(account):
     def sweep_all() -> None:
         try:
             with sessions() as session:
-                ledger.sweep_abandoned(session, datetime.now(UTC), batch=7)
+                abandoned.sweep_abandoned(session, datetime.now(UTC), batch=7)
         except Exception as exc:  # any failure fails the test below
             errors.append(exc)
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.admin.test_codes import matches_the_document
 from tests.test_pages import csrf_token, log_in
-from vault.billing import ledger, redemption
+from vault.billing import balances, redemption
 from vault.billing.money import usd_to_nano
 from vault.clock import utcnow
 from vault.extensions import db
@@ -33,7 +33,7 @@ def code(app):
 def member(make_user):
     """A user whose starting credit of $1 is in the ledger."""
     user = make_user(email="ada@example.com", balance="1.00")
-    ledger.record_signup_credit(db.session, user)
+    balances.record_signup_credit(db.session, user)
     db.session.commit()
     return user
 
@@ -49,7 +49,7 @@ def test_redeem_with_a_token_returns_the_new_balance(app, client, member, auth_h
     assert client.get("/auth/users/me", headers=auth_headers(member)).get_json()["balance"] == 6.0
     assert db.session.scalars(db.select(BalanceAdjustment.kind).where(
         BalanceAdjustment.user_id == member.id).order_by(BalanceAdjustment.id)).all() == ["signup", "redeem"]
-    assert all(check.consistent for check in ledger.check_balances(db.session))
+    assert all(check.consistent for check in balances.check_balances(db.session))
 
 
 def test_refusals_are_the_same_for_every_caller(client, member, make_user, auth_headers, code, db_snapshot):

@@ -241,7 +241,7 @@ def test_an_owners_cap_applies_to_a_key_without_one(client, key, fake_gemini):
 
 
 def test_the_sweeper_settles_an_abandoned_capped_hold_into_its_period(client, key, fake_gemini):
-    from vault.billing import ledger
+    from vault.billing import abandoned
 
     set_policy(key, spend_cap_nano=10**8, spend_cap_period="day")
     fake_gemini.gated(Reply(text="one two three four", chunks=2))
@@ -249,7 +249,7 @@ def test_the_sweeper_settles_an_abandoned_capped_hold_into_its_period(client, ke
     assert first.status_code == 200
     hold = db.session.scalars(select(PendingHold)).one()
     assert hold.cap_period == this_period("day") and hold.tokens > 0
-    swept = ledger.sweep_abandoned(db.session, hold.expires_at + timedelta(seconds=1))
+    swept = abandoned.sweep_abandoned(db.session, hold.expires_at + timedelta(seconds=1))
     assert swept == 1
     (spent,) = db.session.scalars(select(KeySpend)).all()
     (record,) = records()

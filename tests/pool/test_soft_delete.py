@@ -8,7 +8,7 @@ import pytest
 from tests.billing.books import assert_books_balance, records, settle, settlement, take_hold
 from tests.databases import TEST_REDIS_URL
 from vault import pool
-from vault.billing import ledger
+from vault.billing import balances
 from vault.bootstrap import bootstrap
 from vault.extensions import db
 from vault.models import UpstreamKey, UpstreamKeyState, User
@@ -122,7 +122,7 @@ def test_what_a_request_on_a_deleted_key_met_does_not_revive_it(client, admin, k
 
 def test_deleting_keys_never_touches_the_books(client, admin, key_ids, make_user):
     user_id = make_user(balance="1.00").id
-    ledger.record_signup_credit(db.session, db.session.get(User, user_id))
+    balances.record_signup_credit(db.session, db.session.get(User, user_id))
     db.session.commit()
     ids = [take_hold(user_id, 1000)[0] for _ in range(2)]
     client.delete(f"/admin/api/upstream-keys/{key_ids[0]}", headers=admin)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from vault import accounts
 from vault.admin import auditing
 from vault.auth.identity import require_user
-from vault.billing import ledger, prices, queries
+from vault.billing import balances, prices, queries
 from vault.billing.money import nano_to_json, usd_to_nano
 from vault.clock import isoformat, utcnow
 from vault.errors import NotFound, ValidationFailed
@@ -66,9 +66,9 @@ def change_balance(user: User, body: BalanceBody) -> None:
     """Apply an admin's balance change to `user`, recorded in the ledger."""
     admin_id, reason = require_user().id, body.reason.strip()
     if body.balance is not None:
-        adjustment = ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(body.balance), reason)
+        adjustment = balances.set_balance(db.session, user.id, admin_id, usd_to_nano(body.balance), reason)
     elif body.balance_delta is not None:
-        adjustment = ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(body.balance_delta), reason)
+        adjustment = balances.add_to_balance(db.session, user.id, admin_id, usd_to_nano(body.balance_delta), reason)
     else:
         return
     auditing.audit_balance(user.id, adjustment)
@@ -80,7 +80,7 @@ def adjustment_json(adjustment: BalanceAdjustment) -> dict[str, Any]:
             "created_at": isoformat(adjustment.created_at)}
 
 
-def ledger_json(check: ledger.LedgerCheck) -> dict[str, Any]:
+def ledger_json(check: balances.LedgerCheck) -> dict[str, Any]:
     """A user's balance checked against the ledger (nano-USD)."""
     return {"stored_nano_usd": check.stored, "expected_nano_usd": check.expected,
             "difference_nano_usd": check.difference, "consistent": check.consistent,
@@ -92,8 +92,8 @@ def show_user(user_id: int) -> Response:
     """One user with their limits, their keys (policy and standing), the ledger of balance changes and
     the balance checked against it."""
     user, now = accounts.get_user(db.session, user_id), utcnow()
-    adjustments = ledger.recent_adjustments(db.session, user_id)
-    (check,) = ledger.check_balances(db.session, user_id)
+    adjustments = balances.recent_adjustments(db.session, user_id)
+    (check,) = balances.check_balances(db.session, user_id)
     return jsonify(user_json(user) | {
         "api_keys": [api_key_report_json(key, now) for key in user.api_keys],
         "adjustments": [adjustment_json(a) for a in adjustments],

@@ -15,7 +15,7 @@ from vault.admin.auditing import audited, audited_change
 from vault.admin.forms import BalanceForm, InviteForm, PriceForm, UsageFilterForm, UserLimitsForm
 from vault.alerts.mail import summary as alert_summary
 from vault.alerts.raising import recent_events as recent_alerts
-from vault.billing import ledger, limits, queries
+from vault.billing import balances, limits, queries
 from vault.billing import prices as price_table
 from vault.billing.money import usd_to_nano
 from vault.clock import utcnow
@@ -89,8 +89,8 @@ def user_detail(user_id: int, balance_form: BalanceForm | None = None, limits_fo
     """
     user = accounts.get_user(db.session, user_id)
     recent, total = queries.page(db.session, queries.Filters(user_id=user.id), 1, 20)
-    adjustments = ledger.recent_adjustments(db.session, user.id)
-    (check,) = ledger.check_balances(db.session, user.id)
+    adjustments = balances.recent_adjustments(db.session, user.id)
+    (check,) = balances.check_balances(db.session, user.id)
     keys = accounts.list_api_keys(db.session, user)
     limits_form = limits_form or UserLimitsForm(formdata=None, data=stored_to_form(user.limits or {}))
     return render_template("admin/user.html", user=user, recent=recent, total=total, adjustments=adjustments,
@@ -112,9 +112,9 @@ def user_balance(user_id: int):
         return user_detail(user_id, balance_form=form), 400
     admin_id, reason, amount = current_user.id, form.reason.data.strip(), form.amount.data
     if form.mode.data == "set":
-        adjustment = ledger.set_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+        adjustment = balances.set_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
     else:
-        adjustment = ledger.add_to_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
+        adjustment = balances.add_to_balance(db.session, user.id, admin_id, usd_to_nano(amount), reason)
     auditing.audit_balance(user.id, adjustment)
     db.session.commit()
     flash(f"Balance of {user.email} updated.", "success")

@@ -1,4 +1,4 @@
-"""The ledger: holds taken before forwarding, settlement after, the sweeper, admin adjustments.
+"""The ledger: holds taken before forwarding, and settlement after.
 
 Every amount is integer nano-USD (see `vault.billing.money`). Balances only move through
 single conditional UPDATE statements, never a read-modify-write in Python, so concurrent
@@ -10,25 +10,26 @@ record and refunds `hold − cost` in one transaction. So at every commit, for e
 
     balance = Σ adjustments − Σ settled costs − Σ open holds
 
-which `check_balances` verifies. A hold nobody settles (its worker died, or the database
-stayed away through every retry) is settled by `sweep_abandoned` once it expires.
+which `balances.check_balances` verifies. A hold nobody settles (its worker died, or the
+database stayed away through every retry) is settled by `abandoned.sweep_abandoned` once it
+expires; admins' changes to balances are in `balances`.
 """
 
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.billing.prices import Rates
 from vault.billing.usage import Usage
 from vault.clock import utcnow
-from vault.errors import Conflict, PaymentRequired, Unauthorized
-from vault.models import ApiKey, BalanceAdjustment, KeySpend, PendingHold, UpstreamKey, UsageRecord, User
+from vault.errors import PaymentRequired, Unauthorized
+from vault.models import ApiKey, KeySpend, PendingHold, UpstreamKey, UsageRecord, User
 
 log = logging.getLogger(__name__)
 
@@ -291,182 +292,3 @@ def without_missing_references(session: Session, entry: Settlement) -> Settlemen
             missing[name] = None
     session.rollback()
     return replace(entry, **missing) if missing else entry
-
-
-ABANDONED = "never settled: its worker stopped or the database stayed unreachable"
-LONGEST_MS = 2**31 - 1
-
-
-def sweep_abandoned(session: Session, now: datetime, batch: int = 500) -> int:
-    """Settle every hold past its expiry as an abandoned request; return how many this call settled.
-
-    Safe with any number of workers and hosts at once: each hold is claimed and settled in
-    its own transaction (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so a hold another sweeper
-    is settling is skipped), and the unique settlement id makes a second settlement
-    impossible. A request that does finish after its hold was swept finds itself settled
-    and changes nothing. Holds are read in batches of `batch`, each batch after the last, so
-    a sweep always ends; a database error ends it early (the rest wait for the next sweep).
-    """
-    swept, after = 0, 0
-    while True:
-        due = session.scalars(select(holds.c.id).where(holds.c.expires_at <= now, holds.c.id > after)
-                              .order_by(holds.c.id).limit(batch)).all()
-        session.rollback()
-        for hold_id in due:
-            try:
-                swept += settle_abandoned(session, hold_id, now)
-            except SQLAlchemyError as exc:
-                session.rollback()
-                log.warning("sweeper stopped at hold %s (%s); the rest stay pending for the next sweep", hold_id,
-                            type(exc).__name__)
-                return swept
-        if len(due) < batch:
-            return swept
-        after = due[-1]
-
-
-def settle_abandoned(session: Session, hold_id: int, now: datetime) -> bool:
-    """Claim one expired hold and settle it at its estimate (at most the hold)."""
-    query = select(PendingHold).where(PendingHold.id == hold_id, PendingHold.expires_at <= now)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    hold = session.scalars(query).one_or_none()
-    if hold is None:
-        session.rollback()  # settled meanwhile, or another worker is on it
-        return False
-    entry = abandoned_settlement(hold, now)
-    settled = settle(session, entry)
-    if settled:
-        log.warning("settlement %s: abandoned hold of user %s settled at its estimate %s of %s nano-USD",
-                    entry.settlement_id, entry.user_id, entry.cost, entry.hold)
-    return settled
-
-
-def abandoned_settlement(hold: PendingHold, now: datetime) -> Settlement:
-    """The settlement of a request nobody finished: status 0 (unknown), cost = its estimate."""
-    elapsed = int((now - hold.created_at).total_seconds() * 1000)
-    return Settlement(
-        settlement_id=hold.settlement_id, user_id=hold.user_id, api_key_id=hold.api_key_id, endpoint=hold.endpoint,
-        model=hold.model, status=0, started_at=hold.created_at, finished_at=now,
-        total_ms=max(0, min(elapsed, LONGEST_MS)), ending="abandoned", usage_source="estimated",
-        cost=min(hold.estimate_nano, hold.amount_nano), hold=hold.amount_nano, error=ABANDONED,
-        client_request_id=hold.client_request_id, cap_period=hold.cap_period,
-    )
-
-
-def record_signup_credit(session: Session, user: User) -> None:
-    """Put a new user's starting balance in the ledger."""
-    session.add(BalanceAdjustment(user_id=user.id, admin_id=None, kind="signup", amount_nano=user.balance_nano,
-                                  reason="starting credit"))
-
-
-def add_to_balance(session: Session, user_id: int, admin_id: int, amount: int, reason: str) -> BalanceAdjustment:
-    """Add `amount` (may be negative) to a balance atomically, recording who and why."""
-    session.execute(update(users).where(users.c.id == user_id).values(balance_nano=users.c.balance_nano + amount))
-    adjustment = BalanceAdjustment(user_id=user_id, admin_id=admin_id, kind="add", amount_nano=amount, reason=reason)
-    session.add(adjustment)
-    rearm_low_balance(session, user_id)
-    return adjustment
-
-
-def rearm_low_balance(session: Session, user_id: int) -> None:
-    """Clear the user's low-balance alert if a top-up brought the balance back to the threshold or above.
-
-    The alert monitor re-arms only users it sees above their threshold; a fall below it again
-    before its next round would otherwise raise no alert.
-    """
-    session.execute(update(users).where(
-        users.c.id == user_id, users.c.low_balance_alerted_at.is_not(None),
-        users.c.balance_nano >= users.c.low_balance_threshold_nano,
-    ).values(low_balance_alerted_at=None))
-
-
-OPEN_HOLDS = (select(func.coalesce(func.sum(holds.c.amount_nano), 0))
-              .where(holds.c.user_id == users.c.id).scalar_subquery())
-READ_BALANCE_AND_HOLDS = select(users.c.balance_nano, OPEN_HOLDS).where(users.c.id == bindparam("user_id"))
-
-
-def set_balance(session: Session, user_id: int, admin_id: int, value: int, reason: str,
-                attempts: int = 10) -> BalanceAdjustment:
-    """Set a balance to `value` minus what the user's requests in flight end up costing.
-
-    The stored balance becomes `value − Σ open holds` (compare-and-swap, retried), and the
-    change is recorded; as each hold settles it refunds `hold − cost`, so once nothing is in
-    flight the balance is `value − their cost`.
-    """
-    for _ in range(attempts):
-        seen, held = session.execute(READ_BALANCE_AND_HOLDS, {"user_id": user_id}).one()
-        target = value - int(held)
-        swapped = session.execute(
-            update(users).where(users.c.id == user_id, users.c.balance_nano == seen).values(balance_nano=target)
-        ).rowcount
-        if swapped:
-            adjustment = BalanceAdjustment(user_id=user_id, admin_id=admin_id, kind="set", amount_nano=target - seen,
-                                           reason=reason)
-            session.add(adjustment)
-            rearm_low_balance(session, user_id)
-            return adjustment
-    raise Conflict("The balance kept changing; retry.")
-
-
-def recent_adjustments(session: Session, user_id: int, limit: int = 100) -> list[BalanceAdjustment]:
-    """A user's latest balance adjustments, newest first."""
-    query = (select(BalanceAdjustment).where(BalanceAdjustment.user_id == user_id)
-             .order_by(BalanceAdjustment.id.desc()).limit(limit))
-    return list(session.scalars(query))
-
-
-@dataclass(frozen=True)
-class LedgerCheck:
-    """One user's stored balance next to the balance the ledger gives."""
-
-    user_id: int
-    email: str
-    stored: int
-    adjustments: int
-    settled: int
-    held: int
-    open_holds: int
-
-    @property
-    def expected(self) -> int:
-        """Adjustments (signup credit included) minus settled costs minus open holds."""
-        return self.adjustments - self.settled - self.held
-
-    @property
-    def difference(self) -> int:
-        return self.stored - self.expected
-
-    @property
-    def consistent(self) -> bool:
-        return self.difference == 0
-
-
-def check_balances(session: Session, user_id: int | None = None) -> list[LedgerCheck]:
-    """Every user's (or one user's) balance checked against the ledger, in one statement.
-
-    One statement reads one snapshot on PostgreSQL, so requests settling meanwhile never
-    show as a difference.
-    """
-    def per_user(table, *columns):
-        query = select(table.c.user_id, *columns).group_by(table.c.user_id)
-        return (query if user_id is None else query.where(table.c.user_id == user_id)).subquery()
-
-    adjustments = BalanceAdjustment.__table__
-    adjusted = per_user(adjustments, func.sum(adjustments.c.amount_nano).label("total"))
-    spent = per_user(records, func.sum(records.c.cost_nano).label("total"))
-    held = per_user(holds, func.sum(holds.c.amount_nano).label("total"), func.count(holds.c.id).label("count"))
-    query = (
-        select(users.c.id, users.c.email, users.c.balance_nano, func.coalesce(adjusted.c.total, 0),
-               func.coalesce(spent.c.total, 0), func.coalesce(held.c.total, 0), func.coalesce(held.c.count, 0))
-        .outerjoin(adjusted, adjusted.c.user_id == users.c.id).outerjoin(spent, spent.c.user_id == users.c.id)
-        .outerjoin(held, held.c.user_id == users.c.id).order_by(users.c.id)
-    )
-    if user_id is not None:
-        query = query.where(users.c.id == user_id)
-    return [LedgerCheck(row[0], row[1], *(int(value) for value in row[2:])) for row in session.execute(query)]
-
-
-def ledger_balance(session: Session, user_id: int) -> int:
-    """A balance recomputed from the ledger: adjustments − settled costs − open holds."""
-    return check_balances(session, user_id)[0].expected

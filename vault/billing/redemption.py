@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from vault.billing.ledger import rearm_low_balance
+from vault.billing.balances import rearm_low_balance
 from vault.clock import isoformat
 from vault.errors import Conflict, Gone, NotFound, ValidationFailed
 from vault.models import BalanceAdjustment, RedemptionCode, User

@@ -3,7 +3,7 @@
 A hold outlives its request only when the worker died before settling (killed, crashed, the
 host lost) or the database stayed unreachable through every retry of the settlement. Once
 such a hold passes its `expires_at` (`VAULT_HOLD_MAX_AGE_SECONDS` after it was taken),
-`ledger.sweep_abandoned` settles it as `abandoned` at its estimate.
+`abandoned.sweep_abandoned` settles it as `abandoned` at its estimate.
 
 Sweeps run at start (`vault.bootstrap`), with `flask --app wsgi billing sweep`, and in each
 worker at most every `VAULT_SWEEP_INTERVAL_SECONDS`, piggy-backed on requests: the first
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from vault.billing import ledger
+from vault.billing import abandoned
 from vault.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Sweeper:
     def sweep(self) -> int:
         """Settle every expired hold now; return how many this worker settled."""
         with self._sessions() as session:
-            return ledger.sweep_abandoned(session, utcnow())
+            return abandoned.sweep_abandoned(session, utcnow())
 
     def tick(self) -> None:
         """Start a background sweep if one is due and none is running (cheap when not due)."""
