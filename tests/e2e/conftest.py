@@ -2,15 +2,15 @@
 
 import pytest
 
-from tests.e2e.server import VaultServer, flask_cli, vault_environment
+from tests.e2e.migrated import migrate
+from tests.e2e.server import VaultServer, vault_environment
 
 
 @pytest.fixture
 def server_environment(fresh_database_url, tmp_path):
-    """The environment of a server whose database has been migrated with `flask db upgrade`."""
+    """The environment of a server whose database has been migrated (as `flask db upgrade` leaves it)."""
     environ = vault_environment(fresh_database_url, tmp_path / "instance")
-    upgraded = flask_cli(environ, "db", "upgrade")
-    assert upgraded.returncode == 0, upgraded.stderr
+    migrate(environ)
     return environ
 
 

@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from tests.databases import TEST_DATABASE_URL, create_scratch_database, drop_scratch_database
-from tests.e2e.server import VaultServer, flask_cli, vault_environment
+from tests.e2e.migrated import migrate
+from tests.e2e.server import VaultServer, vault_environment
 from tests.fake_gemini import FakeGemini
 
 
@@ -56,8 +57,7 @@ def build_stack(tmp_path, fake: FakeGemini, key_count: int = 3, database_url: st
         "WEB_CONCURRENCY": "1",
         "VAULT_DEFAULT_BALANCE": "100.00",
     } | settings
-    upgraded = flask_cli(environ, "db", "upgrade")
-    assert upgraded.returncode == 0, upgraded.stderr
+    migrate(environ)
     server = VaultServer(environ).start()
     base = server.base_url
     account = {"email": "ada@example.com", "password": "long enough"}

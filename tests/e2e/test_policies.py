@@ -114,15 +114,18 @@ def wait_done(futures: list[Future], count: int, timeout: float = 60) -> list:
     return [future.result() for future in futures if future.done()]
 
 
-def wait_settled(connection) -> None:
-    """Wait until every hold is settled: settlements are written behind the answers, by another
-    process, so there is no event to wait on but the rows themselves."""
-    for _ in range(400):
-        if connection.scalar(sqlalchemy.text("SELECT count(*) FROM pending_holds")) == 0:
-            return
+def wait_settled(connection, records: int) -> None:
+    """Wait until every hold is settled and `records` usage records are written (a refused call
+    takes no hold, and its record is written behind its answer too): settlements are written by
+    another process, so there is no event to wait on but the rows themselves."""
+    for _ in range(800):
+        open_holds = connection.scalar(sqlalchemy.text("SELECT count(*) FROM pending_holds"))
+        written = connection.scalar(sqlalchemy.text("SELECT count(*) FROM usage_records"))
         connection.rollback()
+        if open_holds == 0 and written >= records:
+            return
         time.sleep(0.025)
-    raise AssertionError("holds still open after 10 s")
+    raise AssertionError(f"after 20 s: {open_holds} holds still open, {written} of {records} records written")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -140,7 +143,7 @@ def test_a_concurrency_limit_admits_exactly_its_number_of_50_concurrent_calls(ow
     pool.shutdown()
     assert sorted(response.status_code for response in answers) == [200] * 5 + [429] * (CONCURRENT - 5)
     with database(stack).connect() as connection:
-        wait_settled(connection)
+        wait_settled(connection, CONCURRENT)
         assert connection.scalar(sqlalchemy.text("SELECT count(*) FROM usage_records")) == CONCURRENT
 
 
@@ -173,7 +176,7 @@ def test_a_spend_cap_is_never_overshot_by_50_concurrent_calls(own_stack, backend
     assert sum(response.status_code == 200 for response in answers) == count
     with engine.connect() as connection:
         query = lambda sql: connection.scalar(sqlalchemy.text(sql))  # noqa: E731
-        wait_settled(connection)
+        wait_settled(connection, CONCURRENT)
         spent = query("SELECT spent_nano FROM key_spend")
         assert spent == query("SELECT sum(cost_nano) FROM usage_records WHERE api_key_id IS NOT NULL") <= cap
         assert query("SELECT count(*) FROM usage_records") == CONCURRENT
