@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,39 @@ def auth_headers(app) -> Callable[[User], dict[str, str]]:
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+@pytest.fixture
+def admin(make_user) -> User:
+    """An admin account, root@example.com."""
+    return make_user(email="root@example.com", is_admin=True)
+
+
+@pytest.fixture
+def admin_headers(admin, auth_headers) -> dict[str, str]:
+    """The admin's Bearer header."""
+    return auth_headers(admin)
+
+
+@pytest.fixture
+def restart_app(database_url, tmp_path):
+    """`restart_app(encryption_keys, fingerprint_key=None, **settings)`: a fresh app on the test's database, as
+    after a restart, used as a context manager (its app context pushed)."""
+    apps = []
+
+    @contextmanager
+    def start(keys: str, fingerprint_key: str | None = None, **settings):
+        app = create_app(app_config(tmp_path, DATABASE_URL=database_url, VAULT_ENCRYPTION_KEY=keys,
+                                    VAULT_FINGERPRINT_KEY=fingerprint_key, **settings), environ={})
+        apps.append(app)
+        with app.app_context():
+            yield app
+            db.session.remove()
+
+    yield start
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture

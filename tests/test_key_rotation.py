@@ -5,7 +5,7 @@ stays readable."""
 import base64
 import hashlib
 import hmac
-from contextlib import contextmanager
+from functools import partial
 
 import pytest
 from cryptography.fernet import Fernet
@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 
-from tests.conftest import app_config
-from vault import create_app, pool
+from vault import pool
 from vault.config import ConfigError
 from vault.extensions import db
 from vault.models import UpstreamKey
@@ -53,25 +52,10 @@ def test_reencrypt_moves_every_token_to_the_first_key():
 
 
 @pytest.fixture
-def restart(database_url, tmp_path):
+def restart(restart_app):
     """`restart(encryption_keys, fingerprint_key=None)`: a fresh app on the same database, as after a restart;
     bootstrap adds GEMINI_API_KEYS, as every start does. Used as a context manager."""
-    apps = []
-
-    @contextmanager
-    def start(keys: str, fingerprint_key: str | None = None):
-        app = create_app(app_config(tmp_path, DATABASE_URL=database_url, VAULT_ENCRYPTION_KEY=keys,
-                                    VAULT_FINGERPRINT_KEY=fingerprint_key, VAULT_BOOTSTRAP=True,
-                                    GEMINI_API_KEYS=(*KEPT, DELETED)), environ={})
-        apps.append(app)
-        with app.app_context():
-            yield app
-            db.session.remove()
-
-    yield start
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
+    return partial(restart_app, VAULT_BOOTSTRAP=True, GEMINI_API_KEYS=(*KEPT, DELETED))
 
 
 def rows() -> list[tuple[str, str]]:

@@ -8,16 +8,6 @@ from vault.models import UpstreamKey
 from vault.runtime import runtime
 
 
-@pytest.fixture
-def admin(make_user):
-    return make_user(email="root@example.com", is_admin=True)
-
-
-@pytest.fixture
-def admin_headers(admin, auth_headers):
-    return auth_headers(admin)
-
-
 def add_key(secret: str, label: str = "") -> UpstreamKey:
     key = pool.add_upstream_key(db.session, secret, runtime().secret_box).key
     key.label = label

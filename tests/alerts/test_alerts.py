@@ -42,16 +42,6 @@ def receiver():
 
 
 @pytest.fixture
-def admin(make_user):
-    return make_user(email="root@example.com", is_admin=True)
-
-
-@pytest.fixture
-def admin_headers(admin, auth_headers):
-    return auth_headers(admin)
-
-
-@pytest.fixture
 def alerts(app):
     monitor = runtime().alerts
     yield monitor

@@ -15,16 +15,6 @@ from vault.runtime import runtime
 from vault.security import SecretBox, mask_signing_secret
 
 
-@pytest.fixture
-def admin(make_user):
-    return make_user(email="root@example.com", is_admin=True)
-
-
-@pytest.fixture
-def admin_headers(admin, auth_headers):
-    return auth_headers(admin)
-
-
 @pytest.mark.parametrize("url", ["http://[::1/hook", "http://example.com:99999/hook", "https://example.com:0x50/",
                                  "http://example.com:0/", "http://exa mple.com/", "http://example.com/\nhook"])
 def test_an_unparseable_webhook_url_is_a_400(client, admin_headers, url):

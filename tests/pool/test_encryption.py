@@ -3,14 +3,10 @@ upstream URL of each open upload -- so that nothing breaks when the old key is d
 encryption key)."""
 
 import uuid
-from contextlib import contextmanager
 from datetime import timedelta
 
-import pytest
 from cryptography.fernet import Fernet
 
-from tests.conftest import app_config
-from vault import create_app
 from vault.clock import utcnow
 from vault.extensions import db
 from vault.models import AlertSettings, UploadSession
@@ -22,40 +18,21 @@ OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 SECRET = "review15-signing-secret-0123"
 
 
-@pytest.fixture
-def restart(database_url, tmp_path):
-    apps = []
-
-    @contextmanager
-    def start(keys: str, fingerprint_key: str | None = None):
-        app = create_app(app_config(tmp_path, DATABASE_URL=database_url, VAULT_ENCRYPTION_KEY=keys,
-                                    VAULT_FINGERPRINT_KEY=fingerprint_key), environ={})
-        apps.append(app)
-        with app.app_context():
-            yield app
-            db.session.remove()
-
-    yield start
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
-
-
-def test_the_webhook_survives_the_readme_key_rotation(app, restart, make_user, auth_headers):
+def test_the_webhook_survives_the_readme_key_rotation(app, restart_app, make_user, auth_headers):
     """README: new key first, restart, `upstream reencrypt`, drop the old key. The pool survives that;
     the alert webhook (encrypted with the same box) must too, or the alerts page and API answer 500
     and the monitor fails every round."""
     admin = make_user(email="root@example.com", is_admin=True)
-    with restart(OLD) as first:
+    with restart_app(OLD) as first:
         client = first.test_client()
         put = client.put("/admin/api/alerts/webhook", headers=auth_headers(admin),
                          json={"url": "https://hooks.example.com/vault", "secret": SECRET})
         assert put.status_code == 200, put.get_json()
-    with restart(f"{NEW},{OLD}") as second:
+    with restart_app(f"{NEW},{OLD}") as second:
         result = second.test_cli_runner().invoke(args=["upstream", "reencrypt"])
         assert result.exit_code == 0, result.output
         assert "Re-encrypted 1 other row(s)" in result.output
-    with restart(NEW, fingerprint_key=OLD) as third:
+    with restart_app(NEW, fingerprint_key=OLD) as third:
         runtime().alerts.run_once()  # the monitor's round: must not fail on the webhook it cannot open
         shown = third.test_client().get("/admin/api/alerts", headers=auth_headers(admin))
         assert shown.status_code == 200, shown.get_data(as_text=True)[:300]
