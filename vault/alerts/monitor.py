@@ -90,17 +90,14 @@ class Alerts:
         now = self.clock()
         with self._sessions() as session:
             row = alert_settings.load(session)
-            channels = self._channels(row)
             raising.rearm_low_balances(session)
-            raised = raising.raise_low_balances(session, now, channels, None if full else users) if full or users \
-                else []
+            raised = raising.raise_low_balances(session, now, None if full else users) if full or users else []
             raised += [event for key_id, reason in keys.items()
-                       if (event := raising.raise_key_disabled(session, key_id, reason, now, channels))]
+                       if (event := raising.raise_key_disabled(session, key_id, reason, now))]
             if full or keys:
-                raised += [event for event in [raising.check_pool(session, row, now, channels)] if event]
+                raised += [event for event in [raising.check_pool(session, row, now)] if event]
             if raised:
-                # The settings are read again after the scan: a webhook saved before a balance was seen
-                # crossing its threshold gets that alert, even when both happened during this round.
+                # The channels are read after the scan (see `raising.route`).
                 if row is not None:
                     session.expire(row)
                 raising.route(raised, self._channels(alert_settings.load(session)))

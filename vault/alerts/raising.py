@@ -29,10 +29,10 @@ class Channels:
     email: bool
 
 
-def add_event(session: Session, kind: str, payload: dict, now: datetime, channels: Channels) -> AlertEvent:
-    """Record one alert; its payload gains its id, type and time, as the receiver will see them."""
-    event = AlertEvent(kind=kind, payload={}, created_at=now, state="pending" if channels.webhook else "none",
-                       next_attempt_at=now, email_state="pending" if channels.email else None)
+def add_event(session: Session, kind: str, payload: dict, now: datetime) -> AlertEvent:
+    """Record one alert, going nowhere until `route` gives it its channels; its payload gains its id, type and
+    time, as the receiver will see them."""
+    event = AlertEvent(kind=kind, payload={}, created_at=now, state="none", next_attempt_at=now, email_state=None)
     session.add(event)
     session.flush()
     event.payload = {"id": event.id, "type": kind, "created_at": isoformat(now)} | payload
@@ -40,7 +40,8 @@ def add_event(session: Session, kind: str, payload: dict, now: datetime, channel
 
 
 def route(events: Iterable[AlertEvent], channels: Channels) -> None:
-    """Send freshly raised `events` to `channels` (as read when the round's scan was over)."""
+    """Send freshly raised `events` to `channels`, read once the scan that raised them is over: a webhook
+    saved before a crossing was seen gets that alert."""
     for event in events:
         event.state = "pending" if channels.webhook else "none"
         event.email_state = "pending" if channels.email else None
@@ -53,8 +54,7 @@ def below_threshold(user_ids: Iterable[int] | None = None):
     return query if user_ids is None else query.where(User.id.in_(list(user_ids)))
 
 
-def raise_low_balances(session: Session, now: datetime, channels: Channels,
-                       user_ids: Iterable[int] | None = None) -> list[AlertEvent]:
+def raise_low_balances(session: Session, now: datetime, user_ids: Iterable[int] | None = None) -> list[AlertEvent]:
     """A `low_balance` alert for each user who fell below their threshold since their last one."""
     raised = []
     for user in session.scalars(below_threshold(user_ids)).all():
@@ -63,7 +63,7 @@ def raise_low_balances(session: Session, now: datetime, channels: Channels,
             User.balance_nano < User.low_balance_threshold_nano,
         ).values(low_balance_alerted_at=now).execution_options(synchronize_session=False)).rowcount
         if won:
-            raised.append(add_event(session, "low_balance", low_balance_payload(user), now, channels))
+            raised.append(add_event(session, "low_balance", low_balance_payload(user), now))
     return raised
 
 
@@ -91,8 +91,7 @@ def usable_keys(session: Session, now: datetime) -> tuple[int, int]:
     return usable, total
 
 
-def check_pool(session: Session, settings: AlertSettings | None, now: datetime,
-               channels: Channels) -> AlertEvent | None:
+def check_pool(session: Session, settings: AlertSettings | None, now: datetime) -> AlertEvent | None:
     """A `pool_low` alert when fewer than `min_usable_keys` keys are usable (once until it recovers)."""
     if settings is None or settings.min_usable_keys is None:
         return None
@@ -107,11 +106,10 @@ def check_pool(session: Session, settings: AlertSettings | None, now: datetime,
     if not won:
         return None
     payload = {"usable_keys": usable, "total_keys": total, "min_usable_keys": settings.min_usable_keys}
-    return add_event(session, "pool_low", payload, now, channels)
+    return add_event(session, "pool_low", payload, now)
 
 
-def raise_key_disabled(session: Session, key_id: int, reason: str, now: datetime,
-                       channels: Channels) -> AlertEvent | None:
+def raise_key_disabled(session: Session, key_id: int, reason: str, now: datetime) -> AlertEvent | None:
     """A `key_disabled` alert for key `key_id`, if it is (still) disabled."""
     key = session.get(UpstreamKey, key_id)
     if key is None or key.state != UpstreamKeyState.DISABLED:
@@ -120,7 +118,7 @@ def raise_key_disabled(session: Session, key_id: int, reason: str, now: datetime
     payload = {"key": {"id": key.id, "label": key.label, "key": key.masked},
                "reason": key.disabled_reason or reason, "disabled_until": isoformat(key.disabled_until),
                "usable_keys": usable, "total_keys": total}
-    return add_event(session, "key_disabled", payload, now, channels)
+    return add_event(session, "key_disabled", payload, now)
 
 
 def recent_events(session: Session, limit: int = 50, kind: str | None = None) -> list[AlertEvent]:
