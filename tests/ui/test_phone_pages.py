@@ -118,19 +118,21 @@ def test_save_balance_clicked_twice_sends_one_request(own_stack, page):  # noqa:
     assert page.get_by_text("balance matches the ledger").is_visible()
 
 
-# Once the page shows a busy form, it reports the button's state to a route of the test's own.
-REPORT_BUSY = """() => new MutationObserver((_, observer) => {
+# Once a page shows a busy form, it reports the button's state to a route of the test's own. Installed as an
+# init script, so it is in every document from its first node, whenever the test's page loads.
+REPORT_BUSY = """new MutationObserver((_, observer) => {
     const button = document.querySelector("form[aria-busy=true] button[aria-busy=true]");
     if (!button) return;
     observer.disconnect();
     const state = [button.disabled, button.textContent, button.form.getAttribute("aria-busy")];
     fetch("/__busy-seen?state=" + encodeURIComponent(JSON.stringify(state)));
-}).observe(document.body, {attributes: true, childList: true, subtree: true})"""
+}).observe(document, {attributes: true, childList: true, subtree: true});"""
 
 
 def test_a_sent_form_shows_it_is_working(own_stack, page):  # noqa: F811  (the fixture)
     stack = own_stack(key_count=1)
     base = stack.base_url
+    page.add_init_script(REPORT_BUSY)
     log_in(page, base, "ada@example.com", "long enough", "/dashboard")
     # The form's POST is held until the page has reported its busy state, so that state is seen while
     # the request is really in flight, whatever the machine's load (no race with the navigation).
@@ -150,7 +152,6 @@ def test_a_sent_form_shows_it_is_working(own_stack, page):  # noqa: F811  (the f
 
     page.route("**/dashboard/keys", hold_the_post)
     page.route("**/__busy-seen*", busy_seen)
-    page.evaluate(REPORT_BUSY)
     page.get_by_label("Key name").fill("slow")
     with page.expect_navigation(url=f"{base}/dashboard/keys"):
         page.get_by_role("button", name="Create key").click()
