@@ -235,6 +235,8 @@ def test_relaying_a_chunk_keeps_nothing(caller):
             tracemalloc.stop()
 
     relay(10)  # warm caches of the json module and the regular expressions
-    short, long = relay(100), relay(5000)
+    # tracemalloc counts every thread of the process (a shared stack's log pump, another test's
+    # background writer): the least of three runs is this relay's own peak.
+    short, long = min(relay(100) for _ in range(3)), min(relay(5000) for _ in range(3))
     assert long <= short + 1024, (short, long)  # the peak does not grow with the number of chunks
     assert short < 16 * 1024
